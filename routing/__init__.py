@@ -1,0 +1,1 @@
+"""The transport network: nodes, legs, timetables, persistence base and route planning (no Flask)."""
