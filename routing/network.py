@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -14,9 +15,37 @@ EARTH_RADIUS_KM = 6371.0088
 # Customs territories: each EU member state's offices belong to the one EU customs territory (Union Customs Code);
 # Russia, Kazakhstan and Belarus share the Eurasian Economic Union's; Hong Kong and Macao are separate territories.
 _EU = frozenset(
-    "AT BE BG CY CZ DE DK EE ES FI FR GR HR HU IE IT LT LU LV MT NL PL PT RO SE SI SK".split()
+    [
+        "AT",
+        "BE",
+        "BG",
+        "CY",
+        "CZ",
+        "DE",
+        "DK",
+        "EE",
+        "ES",
+        "FI",
+        "FR",
+        "GR",
+        "HR",
+        "HU",
+        "IE",
+        "IT",
+        "LT",
+        "LU",
+        "LV",
+        "MT",
+        "NL",
+        "PL",
+        "PT",
+        "RO",
+        "SE",
+        "SI",
+        "SK",
+    ]
 )
-_EAEU = frozenset("AM BY KG KZ RU".split())
+_EAEU = frozenset(["AM", "BY", "KG", "KZ", "RU"])
 
 _DEPARTURE = re.compile(r"^(mon|tue|wed|thu|fri|sat|sun) ([01]\d|2[0-3]):([0-5]\d)$")
 
@@ -110,7 +139,7 @@ def haversine_km(a: tuple[float, float], b: tuple[float, float]) -> float:
 
 def path_length_km(coords: Sequence[tuple[float, float]]) -> float:
     """Length of a polyline of `(lon, lat)` points in kilometres."""
-    return sum(haversine_km(a, b) for a, b in zip(coords, coords[1:], strict=False))
+    return sum(haversine_km(a, b) for a, b in itertools.pairwise(coords))
 
 
 def parse_departures(texts: Iterable[str]) -> tuple[Departure, ...]:

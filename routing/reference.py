@@ -5,16 +5,28 @@ from __future__ import annotations
 import csv
 import tomllib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from routing.network import LegInfo, Network, NodeInfo, parse_departures, path_length_km
 from routing.vocab import Mode, NodeKind
 
-NODE_COLUMNS = (
-    "code name name_zh kind lat lon modes customs_office handling_h handling_cost_per_teu "
-    "seal_preserving_transfer dwell_limit_h source"
-).split()
+NODE_COLUMNS = [
+    "code",
+    "name",
+    "name_zh",
+    "kind",
+    "lat",
+    "lon",
+    "modes",
+    "customs_office",
+    "handling_h",
+    "handling_cost_per_teu",
+    "seal_preserving_transfer",
+    "dwell_limit_h",
+    "source",
+]
 
 
 class ReferenceDataError(ValueError):
@@ -68,8 +80,9 @@ def node_extras(path: Path) -> dict[str, dict[str, str]]:
         }
 
 
-def _leg(index: int, spec: Mapping[str, Any], modes: Mapping[str, Any], nodes: Mapping[str, NodeInfo],
-         reverse: bool) -> LegInfo:
+def _leg(
+    index: int, spec: Mapping[str, Any], modes: Mapping[str, Any], nodes: Mapping[str, NodeInfo], reverse: bool
+) -> LegInfo:
     origin, destination = (spec["destination"], spec["origin"]) if reverse else (spec["origin"], spec["destination"])
     for code in (origin, destination):
         if code not in nodes:
@@ -111,27 +124,61 @@ def _leg(index: int, spec: Mapping[str, Any], modes: Mapping[str, Any], nodes: M
 
 
 def read_legs(path: Path, nodes: Mapping[str, NodeInfo]) -> list[LegInfo]:
+    return _read_legs(path, nodes)[0]
+
+
+def _read_legs(path: Path, nodes: Mapping[str, NodeInfo]) -> tuple[list[LegInfo], dict[int, str]]:
     data = tomllib.loads(path.read_text(encoding="utf-8"))
     modes = data["modes"]
     missing = {m.value for m in Mode} - set(modes)
     if missing:
         raise ReferenceDataError(f"{path.name}: no [modes.X] defaults for {sorted(missing)}")
     legs: list[LegInfo] = []
+    sources: list[str] = []
     for index, spec in enumerate(data.get("leg", [])):
         try:
             legs.append(_leg(index, spec, modes, nodes, reverse=False))
+            sources.append(spec.get("source", ""))
             if spec.get("both_ways", True):
                 legs.append(_leg(index, spec, modes, nodes, reverse=True))
+                sources.append(spec.get("source", ""))
         except (KeyError, ValueError) as exc:
             if isinstance(exc, ReferenceDataError):
                 raise
-            raise ReferenceDataError(f"{path.name}: leg {index} ({spec.get('origin')}→{spec.get('destination')}): "
-                                  f"{exc!r}") from exc
-    return [
-        LegInfo(i, leg.origin, leg.destination, leg.mode, leg.distance_km, leg.duration_h, leg.cost_per_teu,
-                leg.co2_kg_per_teu, leg.coords, leg.departures)
+            raise ReferenceDataError(
+                f"{path.name}: leg {index} ({spec.get('origin')}→{spec.get('destination')}): {exc!r}"
+            ) from exc
+    numbered = [
+        LegInfo(
+            i,
+            leg.origin,
+            leg.destination,
+            leg.mode,
+            leg.distance_km,
+            leg.duration_h,
+            leg.cost_per_teu,
+            leg.co2_kg_per_teu,
+            leg.coords,
+            leg.departures,
+        )
         for i, leg in enumerate(legs, start=1)
     ]
+    return numbered, dict(enumerate(sources, start=1))
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceData:
+    """The network plus what only the database keeps: Chinese names and the source of every figure."""
+
+    network: Network
+    node_extras: dict[str, dict[str, str]]
+    leg_sources: dict[int, str]
+
+
+def read_reference(directory: Path) -> ReferenceData:
+    nodes = read_nodes(directory / "nodes.csv")
+    legs, sources = _read_legs(directory / "legs.toml", nodes)
+    return ReferenceData(Network(1, nodes, tuple(legs)), node_extras(directory / "nodes.csv"), sources)
 
 
 def read_reference_network(directory: Path, version: int = 1) -> Network:

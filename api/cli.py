@@ -1,0 +1,107 @@
+"""The `railsea` command: a Flask CLI group over `api.create_app`."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+from flask import current_app
+from flask.cli import FlaskGroup, with_appcontext
+
+import migrations
+from api import create_app
+from api.extensions import db
+from fixtures import REFERENCE_DIR
+from routing.errors import DomainError
+from routing.reference import read_reference
+from routing.service import load_network
+from tracking.access import create_key
+
+
+@click.group(cls=FlaskGroup, create_app=create_app, add_default_commands=False, add_version_option=False)
+def cli() -> None:
+    """RailSea: multimodal freight under 'declare once, inspect once, release once'."""
+
+
+@cli.command("init")
+@with_appcontext
+def init_command() -> None:
+    """Create or upgrade the schema and load the reference network (idempotent)."""
+    migrations.upgrade(db.engine)
+    reference = read_reference(REFERENCE_DIR)
+    with db.new_session() as session:
+        result = load_network(session, reference.network, reference.node_extras, reference.leg_sources)
+        session.commit()
+    click.echo(
+        f"schema at head; reference network: {len(reference.network.nodes)} nodes, "
+        f"{len(reference.network.legs)} legs ({result.created} created, {result.updated} updated, "
+        f"{result.unchanged} unchanged)"
+    )
+
+
+@cli.group("keys")
+def keys_group() -> None:
+    """API keys."""
+
+
+@keys_group.command("create")
+@click.option("--role", required=True, type=click.Choice(["admin", "supervisor", "operator", "forwarder"]))
+@click.option("--name", required=True)
+@click.option("--party", default=None, help="a forwarder's party identifier")
+@click.option("--nodes", default="", help="comma-separated node codes (operators)")
+@click.option("--offices", default="", help="comma-separated customs offices (supervisors)")
+@with_appcontext
+def keys_create(role: str, name: str, party: str | None, nodes: str, offices: str) -> None:
+    """Create a key and print its token, alone, on stdout."""
+    with db.new_session() as session:
+        try:
+            _, token = create_key(
+                session, name=name, role=role, party=party, nodes=_split(nodes), offices=_split(offices)
+            )
+        except DomainError as exc:
+            details = "; ".join(f"{k}: {', '.join(v)}" for k, v in exc.errors.items())
+            raise click.ClickException(f"{exc.detail} {details}".strip()) from exc
+        session.commit()
+    click.echo(token)
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+@cli.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=int)
+@click.option("--threads", default=8, show_default=True, type=int, help="threads per worker (SSE needs them)")
+@with_appcontext
+def serve(host: str, port: int, workers: int, threads: int) -> None:
+    """Production server: gunicorn with threaded workers."""
+    from gunicorn.app.base import BaseApplication
+
+    config = {k: v for k, v in current_app.config.items() if k in {"DATABASE_URL", "ADMIN_TOKEN", "REDIS_URL"}}
+
+    class Server(BaseApplication):
+        def load_config(self) -> None:
+            settings = {
+                "bind": f"{host}:{port}",
+                "workers": workers,
+                "threads": threads,
+                "worker_class": "gthread",
+                "timeout": 60,
+                "graceful_timeout": 10,
+                "accesslog": "-",
+            }
+            for key, value in settings.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> Any:
+            # Each worker builds its own app, engine and pool after the fork.
+            return create_app(config)
+
+    Server().run()
+
+
+def main() -> None:
+    sys.exit(cli.main(prog_name="railsea"))

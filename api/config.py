@@ -1,0 +1,42 @@
+"""Configuration defaults; `create_app` layers `RAILSEA_*` environment variables and a test mapping on top."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Defaults:
+    """Every setting RailSea reads, with its default (environment: the same name prefixed `RAILSEA_`)."""
+
+    # Unset: a SpatiaLite file in the instance folder.
+    DATABASE_URL: str | None = None
+    # A bootstrap admin bearer token (never stored); create real keys with it.
+    ADMIN_TOKEN: str | None = None
+    # Set to fan live alerts out across workers through Redis pub/sub.
+    REDIS_URL: str | None = None
+    # Bodies above this are refused with 413 before they are read (1,000 telemetry readings fit easily).
+    MAX_CONTENT_LENGTH = 2 * 1024 * 1024
+    # Where the npm packages (API docs UI, map library, basemap) were installed by the set-up.
+    VENDOR_DIR = str(ROOT / "node_modules")
+    CORRIDOR_WIDTH_KM = 25.0
+    JSON_SORT_KEYS = False
+
+    API_TITLE = "RailSea"
+    API_VERSION = "v1"
+    OPENAPI_VERSION = "3.1.0"
+    OPENAPI_URL_PREFIX = "/api"
+    OPENAPI_JSON_PATH = "openapi.json"
+    OPENAPI_SWAGGER_UI_PATH = "docs"
+    OPENAPI_SWAGGER_UI_URL = "/api/docs/assets/"
+    API_SPEC_OPTIONS: ClassVar[dict[str, Any]] = {
+        "info": {
+            "description": "Multimodal freight across the Pan-Pearl River Delta under 'declare once, inspect once, "
+            "release once'. Errors are RFC 9457 application/problem+json.",
+        },
+        "servers": [{"url": "/"}],
+        "security": [{"bearerAuth": []}],
+        "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
+    }

@@ -1,0 +1,91 @@
+"""Extensions created unbound and bound in `create_app`: the database (a session per request) and the API."""
+
+from __future__ import annotations
+
+import http
+from dataclasses import dataclass
+from typing import Any
+
+import flask_smorest
+from flask import Flask, current_app, g, has_request_context, request
+from flask_smorest.utils import prepare_response
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+from werkzeug.exceptions import HTTPException
+
+from api.errors import PROBLEM_JSON, ProblemSchema, from_http_exception
+from routing.db import make_engine, session_factory, writer
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass
+class _DatabaseState:
+    engine: Engine
+    readers: sessionmaker[Session]
+    writers: sessionmaker[Session]
+
+
+class Database:
+    """Binds one engine per app; `db.session` is the request's session, writer for unsafe methods."""
+
+    def init_app(self, app: Flask) -> None:
+        url = app.config.get("DATABASE_URL") or f"sqlite:///{app.instance_path}/railsea.db"
+        app.config["DATABASE_URL"] = url
+        engine = make_engine(url)
+        app.extensions["railsea_db"] = _DatabaseState(engine, session_factory(engine), session_factory(writer(engine)))
+        app.teardown_appcontext(self._close)
+
+    @staticmethod
+    def _state(app: Flask | None = None) -> _DatabaseState:
+        state: _DatabaseState = (app or current_app).extensions["railsea_db"]
+        return state
+
+    @property
+    def engine(self) -> Engine:
+        return self._state().engine
+
+    def new_session(self, *, write: bool = True, app: Flask | None = None) -> Session:
+        """A session outside a request (CLI, jobs); the caller commits and closes it."""
+        state = self._state(app)
+        return state.writers() if write else state.readers()
+
+    @property
+    def session(self) -> Session:
+        if "db_session" not in g:
+            write = not has_request_context() or request.method not in SAFE_METHODS
+            g.db_session = self.new_session(write=write)
+        session: Session = g.db_session
+        return session
+
+    @staticmethod
+    def _close(exc: BaseException | None) -> None:
+        session: Session | None = g.pop("db_session", None)
+        if session is not None:
+            if exc is not None:
+                session.rollback()
+            session.close()
+
+
+class Api(flask_smorest.Api):
+    """flask-smorest's Api whose errors, and their documentation, are application/problem+json."""
+
+    ERROR_SCHEMA = ProblemSchema
+
+    def handle_http_exception(self, error: HTTPException) -> Any:
+        return from_http_exception(error)
+
+    def _register_responses(self) -> None:
+        for status in http.HTTPStatus:
+            response: dict[str, Any] = {"description": status.phrase}
+            if not (100 <= status < 200) and status not in (204, 304):
+                response["schema"] = self.ERROR_SCHEMA
+                prepare_response(response, self.spec, PROBLEM_JSON)
+            self.spec.components.response(status.name, response, lazy=True)
+        response = {"description": "Error (RFC 9457 problem details)", "schema": self.ERROR_SCHEMA}
+        prepare_response(response, self.spec, PROBLEM_JSON)
+        self.spec.components.response("DEFAULT_ERROR", response, lazy=True)
+
+
+db = Database()
+api = Api()

@@ -1,0 +1,131 @@
+"""The HTTP conventions of the contract: health, problem+json errors, auth, keys, limits, OpenAPI."""
+
+from __future__ import annotations
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from api.extensions import db
+from tests.conftest import bearer, make_key
+from tracking.access import hash_token
+from tracking.models import ApiKey, Party
+
+
+def test_health_needs_no_token(client: FlaskClient) -> None:
+    response = client.get("/api/v1/health")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok"}
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic abc"}])
+def test_no_or_bad_token_is_401(client: FlaskClient, headers: dict[str, str]) -> None:
+    response = client.post("/api/v1/keys", json={"name": "x", "role": "admin"}, headers=headers)
+    assert response.status_code == 401
+    assert response.content_type == "application/problem+json"
+    assert response.headers["WWW-Authenticate"] == 'Bearer realm="railsea"'
+    body = response.get_json()
+    assert body["status"] == 401
+    assert {"type", "title", "detail"} <= set(body)
+
+
+def test_admin_creates_keys_that_are_stored_hashed(app: Flask, client: FlaskClient, admin: dict) -> None:
+    response = client.post(
+        "/api/v1/keys", json={"name": "Ocean Forwarding", "role": "forwarder", "party": "OCEANFWD"}, headers=admin
+    )
+    assert response.status_code == 201
+    body = response.get_json()
+    assert set(body) == {"id", "token"}
+    with app.app_context():
+        key = db.session.get(ApiKey, body["id"])
+        assert key is not None
+        assert key.token_hash == hash_token(body["token"])
+        assert body["token"] not in (key.token_hash, key.prefix)
+        assert db.session.scalar(select(Party.code)) == "OCEANFWD"
+
+
+def test_a_non_admin_creating_a_key_is_403(client: FlaskClient) -> None:
+    forwarder = make_key(client, name="Ocean", role="forwarder", party="OCEANFWD")
+    response = client.post("/api/v1/keys", json={"name": "x", "role": "admin"}, headers=bearer(forwarder))
+    assert response.status_code == 403
+    assert response.content_type == "application/problem+json"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": "s", "role": "supervisor", "offices": ["CN-NOWHERE"]}, "offices"),
+        ({"name": "o", "role": "operator", "nodes": ["CNNOPE"]}, "nodes"),
+        ({"name": "o", "role": "operator"}, "nodes"),
+        ({"name": "f", "role": "forwarder"}, "party"),
+        ({"name": "x", "role": "emperor"}, "role"),
+        ({"role": "admin"}, "name"),
+    ],
+)
+def test_key_scopes_must_name_known_things(
+    app: Flask, client: FlaskClient, admin: dict, body: dict, field: str
+) -> None:
+    response = client.post("/api/v1/keys", json=body, headers=admin)
+    assert response.status_code == 422
+    assert field in response.get_json()["errors"]
+    with app.app_context():
+        assert db.session.scalar(select(ApiKey.id)) is None
+
+
+def test_scoped_keys_authenticate(client: FlaskClient) -> None:
+    supervisor = make_key(client, name="Nansha customs", role="supervisor", offices=["CN-GUANGZHOU"])
+    assert client.get("/api/v1/nodes", headers=bearer(supervisor)).status_code == 200
+
+
+def test_an_oversized_body_is_413_before_it_is_read(client: FlaskClient, admin: dict) -> None:
+    response = client.post(
+        "/api/v1/keys", data=b"[" + b"1," * 1_200_000 + b"1]", headers={**admin, "Content-Type": "application/json"}
+    )
+    assert response.status_code == 413
+    assert response.content_type == "application/problem+json"
+
+
+def test_malformed_json_is_400(client: FlaskClient, admin: dict) -> None:
+    response = client.post("/api/v1/keys", data="{oops", headers={**admin, "Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert response.content_type == "application/problem+json"
+
+
+def test_a_body_that_is_not_json_is_415(client: FlaskClient, admin: dict) -> None:
+    response = client.post("/api/v1/keys", data="name=x", headers={**admin, "Content-Type": "text/plain"})
+    assert response.status_code == 415
+
+
+def test_405_keeps_its_allow_header(client: FlaskClient) -> None:
+    response = client.delete("/api/v1/health")
+    assert response.status_code == 405
+    assert "GET" in response.headers["Allow"]
+    assert response.content_type == "application/problem+json"
+
+
+def test_unknown_path_is_404_problem(client: FlaskClient) -> None:
+    response = client.get("/api/v1/nowhere")
+    assert response.status_code == 404
+    assert response.content_type == "application/problem+json"
+
+
+def test_openapi_31_documents_problem_json_and_bearer_auth(client: FlaskClient) -> None:
+    spec = client.get("/api/openapi.json").get_json()
+    assert spec["openapi"].startswith("3.1")
+    assert spec["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+    assert "application/problem+json" in spec["components"]["responses"]["DEFAULT_ERROR"]["content"]
+    assert {"/api/v1/health", "/api/v1/nodes", "/api/v1/nodes/{code}", "/api/v1/legs", "/api/v1/keys"} <= set(
+        spec["paths"]
+    )
+
+
+def test_docs_ui_is_served_from_local_files(client: FlaskClient) -> None:
+    page = client.get("/api/docs")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "http://" not in html.replace("http://www.w3.org", "")
+    assert "https://" not in html
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css", "swagger-ui-standalone-preset.js"):
+        assert f"/api/docs/assets/{asset}" in html
+        assert client.get(f"/api/docs/assets/{asset}").status_code == 200
