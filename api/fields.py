@@ -42,10 +42,24 @@ def OfficeCode(**kwargs: Any) -> Text:
 
 
 class Number(ma.fields.Float):
-    """A finite float inside a range (schemathesis sends 1e308; the databases store doubles)."""
+    """A finite JSON number inside a range; strings and booleans are refused, not coerced."""
 
     def __init__(self, *, minimum: float = 0, maximum: float = 1e9, **kwargs: Any) -> None:
         super().__init__(validate=validate.Range(min=minimum, max=maximum), allow_nan=False, **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ma.ValidationError("must be a number")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class Flag(ma.fields.Boolean):
+    """A JSON boolean; 0, 1, "yes" and "true" are refused, not coerced."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise ma.ValidationError("must be true or false")
+        return value
 
 
 class GeometrySchema(ma.Schema):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import marshmallow as ma
@@ -12,7 +13,7 @@ from shapely.geometry import mapping
 
 from api.auth import public, roles
 from api.extensions import db
-from api.fields import FeatureCollectionSchema, FeatureSchema, NodeCode, Number, OfficeCode, Text
+from api.fields import FeatureCollectionSchema, FeatureSchema, Flag, NodeCode, Number, OfficeCode, Text
 from routing import service
 from routing.models import Leg, Node
 from routing.vocab import Mode, NodeKind
@@ -63,13 +64,20 @@ def _collection(features: list[dict[str, Any]]) -> dict[str, Any]:
     return {"type": "FeatureCollection", "features": features}
 
 
-class BBox(ma.fields.Field):
+_NUMBER = r"-?\d+(\.\d+)?"
+BBOX = rf"^{_NUMBER},{_NUMBER},{_NUMBER},{_NUMBER}$"
+
+
+class BBox(ma.fields.String):
     """`minLon,minLat,maxLon,maxLat` in degrees."""
 
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> tuple[float, ...]:
-        if not isinstance(value, str):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(metadata={"pattern": BBOX, **kwargs.pop("metadata", {})}, **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> tuple[float, ...]:  # type: ignore[override]
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if not re.match(BBOX, text):
             raise ma.ValidationError("must be four numbers: minLon,minLat,maxLon,maxLat")
-        text = value
         try:
             box = tuple(float(part) for part in text.split(","))
         except ValueError:
@@ -106,7 +114,7 @@ class NodeCreate(ma.Schema):
     customs_office = OfficeCode(required=True)
     handling_h = Number(load_default=6.0, maximum=720)
     handling_cost_per_teu = Number(load_default=60.0, maximum=100_000)
-    seal_preserving_transfer = ma.fields.Boolean(load_default=True)
+    seal_preserving_transfer = Flag(load_default=True)
     dwell_limit_h = Number(load_default=168.0, maximum=8760)
     source = Text(load_default=None, allow_none=True, max_length=1000)
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import schemathesis
 from flask import Flask
 from hypothesis import HealthCheck, settings
+from schemathesis.checks import positive_data_acceptance
 
 from tests.conftest import ADMIN_TOKEN
 
 
 @pytest.fixture
-def api_schema(app: Flask):
+def api_schema(app: Flask) -> Any:
     return schemathesis.openapi.from_wsgi("/api/openapi.json", app)
 
 
@@ -20,5 +23,10 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 
 @schema.parametrize()
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
-def test_api_honours_its_openapi_contract(case) -> None:
-    case.call_and_validate(headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+def test_api_honours_its_openapi_contract(case: Any) -> None:
+    # Values the schema allows can still be refused by the domain (an unknown node code, a box with min > max):
+    # a 422 problem is the contract there; every other check (no 5xx, documented status and content type,
+    # headers, response schema) applies.
+    case.call_and_validate(
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, excluded_checks=[positive_data_acceptance]
+    )

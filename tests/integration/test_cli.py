@@ -2,50 +2,57 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
-from click.testing import CliRunner
+import pytest
+from click.testing import Result
+from flask import Flask
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from api import create_app
 from api.cli import cli
-from routing.db import make_engine
 from routing.models import Leg, NetworkVersion, Node
 from tests.conftest import TestDatabase, backend_url
 
 
-def _state(url: str) -> tuple[int, int, int, list[tuple]]:
-    engine = make_engine(url)
-    with Session(engine) as session:
-        state = (
-            session.scalar(select(func.count(Node.id))) or 0,
-            session.scalar(select(func.count(Leg.id))) or 0,
-            session.scalar(select(NetworkVersion.version)) or 0,
-            list(session.execute(select(Leg.id, Leg.duration_h, Leg.departures).order_by(Leg.id)).tuples()),
+@pytest.fixture
+def empty_app(database: TestDatabase, tmp_path: Path) -> Iterator[Flask]:
+    """An app on a new, empty database of the same backend."""
+    app = create_app({"TESTING": True, "DATABASE_URL": backend_url(database.backend, tmp_path, "railsea_test_cli")})
+    yield app
+    app.extensions["railsea_db"].engine.dispose()
+
+
+def railsea(app: Flask, *args: str) -> Result:
+    return app.test_cli_runner().invoke(cli, list(args))
+
+
+def _state(app: Flask) -> tuple:
+    with Session(app.extensions["railsea_db"].engine) as session:
+        return (
+            session.scalar(select(func.count(Node.id))),
+            session.scalar(select(func.count(Leg.id))),
+            session.scalar(select(NetworkVersion.version)),
+            session.execute(select(Leg.id, Leg.duration_h, Leg.departures).order_by(Leg.id)).all(),
         )
-    engine.dispose()
-    return state
 
 
-def test_init_twice_changes_nothing_the_second_time(database: TestDatabase, tmp_path: Path) -> None:
-    url = backend_url(database.backend, tmp_path, "railsea_test_cli")
-    runner = CliRunner()
-    first = runner.invoke(cli, ["init"], env={"RAILSEA_DATABASE_URL": url})
+def test_init_twice_changes_nothing_the_second_time(empty_app: Flask) -> None:
+    first = railsea(empty_app, "init")
     assert first.exit_code == 0, first.output
-    after_first = _state(url)
+    after_first = _state(empty_app)
     assert after_first[0] >= 40
-    second = runner.invoke(cli, ["init"], env={"RAILSEA_DATABASE_URL": url})
+    assert after_first[2] == 1
+    second = railsea(empty_app, "init")
     assert second.exit_code == 0, second.output
     assert "0 created, 0 updated" in second.output
-    assert _state(url) == after_first
+    assert _state(empty_app) == after_first
 
 
-def test_keys_create_prints_only_the_token(database: TestDatabase) -> None:
-    result = CliRunner().invoke(
-        cli,
-        ["keys", "create", "--role", "operator", "--name", "Nansha gate", "--nodes", "CNNSA,CNNSA-RLS"],
-        env={"RAILSEA_DATABASE_URL": database.url},
-    )
+def test_keys_create_prints_only_the_token(app: Flask) -> None:
+    result = railsea(app, "keys", "create", "--role", "operator", "--name", "Nansha gate", "--nodes", "CNNSA,CNNSA-RLS")
     assert result.exit_code == 0, result.output
     token = result.stdout.strip()
     assert token.startswith("rs_")
@@ -53,11 +60,7 @@ def test_keys_create_prints_only_the_token(database: TestDatabase) -> None:
     assert " " not in token
 
 
-def test_keys_create_refuses_unknown_nodes(database: TestDatabase) -> None:
-    result = CliRunner().invoke(
-        cli,
-        ["keys", "create", "--role", "operator", "--name", "x", "--nodes", "CNNOPE"],
-        env={"RAILSEA_DATABASE_URL": database.url},
-    )
+def test_keys_create_refuses_unknown_nodes(app: Flask) -> None:
+    result = railsea(app, "keys", "create", "--role", "operator", "--name", "x", "--nodes", "CNZZZ")
     assert result.exit_code != 0
-    assert "CNNOPE" in result.output
+    assert "CNZZZ" in result.output
