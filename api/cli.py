@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import Any
 
@@ -16,7 +17,9 @@ from fixtures import REFERENCE_DIR
 from routing.errors import DomainError
 from routing.reference import read_reference
 from routing.service import load_network
-from tracking.access import create_key
+from tracking import containers
+from tracking.access import ADMIN, create_key
+from tracking.evidence import verify_chain
 
 
 @click.group(cls=FlaskGroup, create_app=create_app, add_default_commands=False, add_version_option=False)
@@ -64,6 +67,42 @@ def keys_create(role: str, name: str, party: str | None, nodes: str, offices: st
             raise click.ClickException(f"{exc.detail} {details}".strip()) from exc
         session.commit()
     click.echo(token)
+
+
+@cli.group("evidence")
+def evidence_group() -> None:
+    """Evidence chains of containers."""
+
+
+@evidence_group.command("verify")
+@click.argument("number", required=False)
+@click.option("--file", "path", type=click.Path(exists=True, dir_okay=False), help="a saved /evidence response")
+@with_appcontext
+def evidence_verify(number: str | None, path: str | None) -> None:
+    """Recompute a container's chain from its records alone (from the database, or from a saved file)."""
+    if (number is None) == (path is None):
+        raise click.UsageError("give a container NUMBER or --file, not both")
+    if path is not None:
+        with open(path, encoding="utf-8") as fh:
+            published = json.load(fh)
+        entries = published.get("entries", published) if isinstance(published, dict) else published
+        label = path
+    else:
+        assert number is not None
+        with db.new_session(write=False) as session:
+            try:
+                container = containers.get_container(session, ADMIN, number)
+            except DomainError as exc:
+                raise click.ClickException(exc.detail) from exc
+            entries = containers.evidence(session, container)["entries"]
+        label = number
+    result = verify_chain(entries)
+    click.echo(
+        f"{label}: {len(entries)} entries, head {result.head or '-'}: "
+        + ("valid" if result.valid else f"INVALID at entry {result.first_bad_index}")
+    )
+    if not result.valid:
+        sys.exit(1)
 
 
 def _split(text: str) -> list[str]:

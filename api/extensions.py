@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import http
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import flask_smorest
 from flask import Flask, current_app, g, has_request_context, request
@@ -16,6 +18,7 @@ from werkzeug.exceptions import HTTPException
 from api.errors import PROBLEM_JSON, ProblemSchema, from_http_exception
 from routing.db import make_engine, session_factory, writer
 
+F = TypeVar("F", bound=Callable[..., Any])
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -53,7 +56,7 @@ class Database:
     @property
     def session(self) -> Session:
         if "db_session" not in g:
-            write = not has_request_context() or request.method not in SAFE_METHODS
+            write = not has_request_context() or (request.method not in SAFE_METHODS and not g.get("db_read_only"))
             g.db_session = self.new_session(write=write)
         session: Session = g.db_session
         return session
@@ -85,6 +88,17 @@ class Api(flask_smorest.Api):
         response = {"description": "Error (RFC 9457 problem details)", "schema": self.ERROR_SCHEMA}
         prepare_response(response, self.spec, PROBLEM_JSON)
         self.spec.components.response("DEFAULT_ERROR", response, lazy=True)
+
+
+def read_only(view: F) -> F:
+    """For a POST that only reads (route planning): no writer lock on SQLite."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        g.db_read_only = True
+        return view(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 db = Database()

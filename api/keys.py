@@ -11,6 +11,7 @@ from marshmallow import validate
 from api.auth import roles
 from api.extensions import db
 from api.fields import NodeCode, OfficeCode, Text
+from api.transaction import transaction
 from tracking.access import create_key
 from tracking.vocab import Role
 
@@ -31,13 +32,12 @@ class KeyCreated(ma.Schema):
 
 
 @blp.route("/keys", methods=["POST"])
+@transaction
 @blp.arguments(KeyCreate)
 @blp.response(201, KeyCreated)
 @blp.alt_response(403, response="FORBIDDEN")
 @roles(Role.ADMIN)
 def create(data: dict[str, Any]) -> dict[str, Any]:
     """Create an API key (admin)"""
-    session = db.session
-    key, token = create_key(session, **data)
-    session.commit()
+    key, token = create_key(db.session, **data)
     return {"id": key.id, "token": token}

@@ -14,6 +14,7 @@ from shapely.geometry import mapping
 from api.auth import public, roles
 from api.extensions import db
 from api.fields import FeatureCollectionSchema, FeatureSchema, Flag, NodeCode, Number, OfficeCode, Text
+from api.transaction import transaction
 from routing import service
 from routing.models import Leg, Node
 from routing.vocab import Mode, NodeKind
@@ -164,16 +165,14 @@ def get_node(code: str) -> dict[str, Any]:
 
 
 @blp.route("/nodes", methods=["POST"])
+@transaction
 @blp.arguments(NodeCreate)
 @blp.response(201, FeatureSchema)
 @blp.alt_response(409, response="CONFLICT")
 @roles(Role.ADMIN)
 def create_node(data: dict[str, Any]) -> dict[str, Any]:
     """Add a node (admin)"""
-    session = db.session
-    node = service.create_node(session, service.NodeInput(**data))
-    session.commit()
-    return node_feature(node)
+    return node_feature(service.create_node(db.session, service.NodeInput(**data)))
 
 
 @blp.route("/legs", methods=["GET"])
@@ -187,12 +186,10 @@ def list_legs(**filters: Any) -> dict[str, Any]:
 
 
 @blp.route("/legs", methods=["POST"])
+@transaction
 @blp.arguments(LegCreate)
 @blp.response(201, FeatureSchema)
 @roles(Role.ADMIN)
 def create_leg(data: dict[str, Any]) -> dict[str, Any]:
     """Add a leg (admin); without coordinates it is drawn straight"""
-    session = db.session
-    leg = service.create_leg(session, service.LegInput(**data))
-    session.commit()
-    return leg_feature(leg)
+    return leg_feature(service.create_leg(db.session, service.LegInput(**data)))

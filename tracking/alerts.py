@@ -1,0 +1,126 @@
+"""Alerts for customs supervisors: raised once per cause, listed by scope, acknowledged and resolved."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from routing.errors import ConflictError, ForbiddenError, NotFoundError
+from routing.models import Node
+from tracking.access import Principal
+from tracking.models import Alert, Container
+from tracking.pagination import Page, paginate
+from tracking.scope import alerts_visible
+from tracking.vocab import AlertKind, AlertStatus, Role
+
+
+def office_of(session: Session, node: str | None) -> str | None:
+    if node is None:
+        return None
+    return session.scalar(select(Node.customs_office).where(Node.code == node))
+
+
+def raise_alert(
+    session: Session,
+    container: Container,
+    kind: AlertKind,
+    *,
+    node: str | None,
+    now: datetime,
+    reasons: Sequence[str] = (),
+    detail: dict[str, Any] | None = None,
+    dedupe_key: str,
+) -> Alert | None:
+    """Raise an alert for the supervisors of the node's office; None when this cause was raised already."""
+    existing = session.scalar(
+        select(Alert.id).where(
+            Alert.container_id == container.id, Alert.kind == str(kind), Alert.dedupe_key == dedupe_key
+        )
+    )
+    if existing is not None:
+        return None
+    office_node = node or container.location or container.declaration.inspection_node
+    alert = Alert(
+        kind=str(kind),
+        severity=str(kind.severity),
+        container_id=container.id,
+        party_id=container.declaration.party_id,
+        node=node,
+        office=office_of(session, office_node),
+        reasons=[str(r) for r in reasons],
+        detail=detail or {},
+        status=str(AlertStatus.OPEN),
+        dedupe_key=dedupe_key,
+        created_at=now,
+    )
+    session.add(alert)
+    session.flush()
+    return alert
+
+
+def list_alerts(
+    session: Session,
+    principal: Principal,
+    *,
+    status: str | None = None,
+    kind: str | None = None,
+    container: str | None = None,
+    limit: int,
+    cursor: str | None = None,
+) -> Page[Alert]:
+    query = select(Alert).where(alerts_visible(principal))
+    if status:
+        query = query.where(Alert.status == status)
+    if kind:
+        query = query.where(Alert.kind == kind)
+    if container:
+        query = query.join(Container, Alert.container_id == Container.id).where(Container.number == container)
+    return paginate(session, query, Alert.id, limit=limit, cursor=cursor)
+
+
+def _for_update(session: Session, principal: Principal, alert_id: int) -> Alert:
+    alert = session.scalar(
+        select(Alert).where(Alert.id == alert_id, alerts_visible(principal)).with_for_update(of=Alert)
+    )
+    if alert is None:
+        raise NotFoundError(f"No alert {alert_id}.")
+    if principal.role not in (Role.ADMIN, Role.SUPERVISOR):
+        raise ForbiddenError("Only customs supervisors acknowledge or resolve alerts.")
+    return alert
+
+
+def acknowledge(session: Session, principal: Principal, alert_id: int, now: datetime) -> Alert:
+    alert = _for_update(session, principal, alert_id)
+    if alert.status == AlertStatus.RESOLVED:
+        raise ConflictError(f"Alert {alert_id} is resolved already.")
+    if alert.status == AlertStatus.OPEN:
+        alert.status = str(AlertStatus.ACKNOWLEDGED)
+        alert.acknowledged_at = now
+        alert.acknowledged_by = principal.name
+    return alert
+
+
+def resolve(session: Session, principal: Principal, alert_id: int, note: str, now: datetime) -> Alert:
+    alert = _for_update(session, principal, alert_id)
+    if alert.status == AlertStatus.RESOLVED:
+        raise ConflictError(f"Alert {alert_id} is resolved already.")
+    alert.status = str(AlertStatus.RESOLVED)
+    alert.resolved_at = now
+    alert.resolved_by = principal.name
+    alert.resolution_note = note
+    if alert.acknowledged_at is None:
+        alert.acknowledged_at, alert.acknowledged_by = now, principal.name
+    return alert
+
+
+def resolve_for_container(session: Session, container: Container, note: str, by: str, now: datetime) -> None:
+    """An inspection settles the container's open alerts."""
+    for alert in session.scalars(
+        select(Alert).where(Alert.container_id == container.id, Alert.status != str(AlertStatus.RESOLVED))
+    ):
+        alert.status = str(AlertStatus.RESOLVED)
+        alert.resolved_at, alert.resolved_by, alert.resolution_note = now, by, note

@@ -1,0 +1,43 @@
+"""Stored first responses of writes sent with an Idempotency-Key (kept at least 24 hours)."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from tracking.evidence import canonical_json
+from tracking.models import IdempotencyRecord
+
+RETENTION = timedelta(hours=48)
+
+
+def request_fingerprint(method: str, path: str, body: Any) -> str:
+    """The same request gives the same fingerprint whatever its key order or white space."""
+    try:
+        payload = canonical_json(body)
+    except ValueError:
+        payload = repr(body).encode()
+    return hashlib.sha256(f"{method} {path}\n".encode() + payload).hexdigest()
+
+
+def find(session: Session, caller: str, key: str) -> IdempotencyRecord | None:
+    return session.scalar(
+        select(IdempotencyRecord).where(IdempotencyRecord.caller == caller, IdempotencyRecord.key == key)
+    )
+
+
+def save(session: Session, *, caller: str, key: str, fingerprint: str, status: int, body: str, now: datetime) -> None:
+    session.add(
+        IdempotencyRecord(caller=caller, key=key, request_hash=fingerprint, status=status, body=body, created_at=now)
+    )
+    session.flush()
+
+
+def purge(session: Session, now: datetime) -> int:
+    """Forget records older than the retention (48 h, so a retry within a day always replays)."""
+    result = session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.created_at < now - RETENTION))
+    return int(getattr(result, "rowcount", 0) or 0)
