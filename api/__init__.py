@@ -31,9 +31,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     db.init_app(app)
     api.init_app(app)
 
-    from api import alerts, assets, declarations, health, keys, network, operations, routes
+    from api import alerts, assets, declarations, health, keys, network, operations, routes, stream, telemetry
 
-    for module in (health, network, routes, keys, declarations, operations, alerts):
+    for module in (health, network, routes, keys, declarations, operations, telemetry, stream, alerts):
         api.register_blueprint(module.blp)
     app.register_blueprint(assets.bp)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from typing import Any
 
@@ -17,8 +18,9 @@ from fixtures import REFERENCE_DIR
 from routing.errors import DomainError
 from routing.reference import read_reference
 from routing.service import load_network
-from tracking import containers
+from tracking import containers, jobs
 from tracking.access import ADMIN, create_key
+from tracking.clock import utcnow
 from tracking.evidence import verify_chain
 
 
@@ -67,6 +69,39 @@ def keys_create(role: str, name: str, party: str | None, nodes: str, offices: st
             raise click.ClickException(f"{exc.detail} {details}".strip()) from exc
         session.commit()
     click.echo(token)
+
+
+@cli.command("scheduler")
+@with_appcontext
+def scheduler_command() -> None:
+    """The periodic-job process (one per deployment; a second one on PostGIS does no harm)."""
+    from tracking.scheduler import build
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    click.echo(f"scheduler: jobs {', '.join(sorted(jobs.JOBS))}")
+    build(lambda: db.new_session(app=app)).start()
+
+
+@cli.group("jobs")
+def jobs_group() -> None:
+    """Periodic jobs."""
+
+
+@jobs_group.command("run")
+@click.argument("name")
+@with_appcontext
+def jobs_run(name: str) -> None:
+    """Run one periodic job once, now."""
+    if name not in jobs.JOBS:
+        raise click.BadParameter(f"one of {', '.join(sorted(jobs.JOBS))}", param_hint="NAME")
+    with db.new_session() as session:
+        raised = jobs.run(session, name, utcnow())
+        session.commit()
+    if raised is None:
+        click.echo(f"{name}: skipped, another scheduler holds its lock")
+    else:
+        click.echo(f"{name}: {raised} alerts raised")
 
 
 @cli.group("evidence")

@@ -22,6 +22,8 @@ class Defaults:
     # Where the npm packages (API docs UI, map library, basemap) were installed by the set-up.
     VENDOR_DIR = str(ROOT / "node_modules")
     CORRIDOR_WIDTH_KM = 25.0
+    # An e-seal that has not reported for this long while its box is in transit raises `telemetry_silent`.
+    TELEMETRY_SILENT_AFTER_MIN = 30.0
     JSON_SORT_KEYS = False
 
     API_TITLE = "RailSea"

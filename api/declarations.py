@@ -12,6 +12,8 @@ from api.extensions import db
 from api.fields import FeatureCollectionSchema
 from api.schemas import (
     ContainerOut,
+    ContainerPage,
+    ContainerQuery,
     DeclarationIn,
     DeclarationOut,
     DeclarationPage,
@@ -80,6 +82,24 @@ def index(limit: int, cursor: str | None) -> dict[str, Any]:
 def show(declaration_id: int) -> dict[str, Any]:
     """One declaration"""
     return serialise.declaration(get_declaration(db.session, caller(), declaration_id))
+
+
+@blp.route("/containers", methods=["GET"])
+@blp.arguments(ContainerQuery, location="query", as_kwargs=True)
+@blp.response(200, ContainerPage)
+@roles()
+def containers(status: str | None, limit: int, cursor: str | None) -> dict[str, Any]:
+    """Containers in the caller's scope with their latest known position, newest first (the dashboard's map)"""
+    session = db.session
+    page = boxes.list_containers(session, caller(), status=status, limit=limit, cursor=cursor)
+    positions = boxes.latest_positions(session, list(page.items))
+    items = []
+    for box in page.items:
+        item = serialise.container(session, box)
+        position = positions.get(box.id)
+        item["position"] = {"type": "Point", "coordinates": list(position)} if position else None
+        items.append(item)
+    return {"items": items, "next_cursor": page.next_cursor}
 
 
 @blp.route("/containers/<number>", methods=["GET"])

@@ -12,6 +12,7 @@ from tracking.vocab import (
     Activity,
     AlertKind,
     AlertStatus,
+    ContainerStatus,
     Direction,
     InspectionResult,
     SealCondition,
@@ -113,6 +114,19 @@ class ContainerOut(ma.Schema):
     location = ma.fields.String(required=True, allow_none=True)
     held = ma.fields.Boolean(required=True)
     open_alerts = ma.fields.Integer(required=True)
+
+
+class ContainerQuery(Paging):
+    status = ma.fields.String(load_default=None, validate=one_of(ContainerStatus))
+
+
+class ContainerListItem(ContainerOut):
+    position = ma.fields.Dict(allow_none=True, metadata={"description": "GeoJSON Point of the latest position"})
+
+
+class ContainerPage(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(ContainerListItem), required=True)
+    next_cursor = ma.fields.String(required=True, allow_none=True)
 
 
 class EventOut(ma.Schema):

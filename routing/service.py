@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -352,3 +353,33 @@ def snapshot(session: Session) -> Network:
 def codes_exist(session: Session, codes: Iterable[str]) -> set[str]:
     wanted = set(codes)
     return set(session.scalars(select(Node.code).where(Node.code.in_(wanted)))) if wanted else set()
+
+
+def itinerary_path(session: Session, itinerary: Sequence[str]) -> list[tuple[float, float]]:
+    """The line a declared itinerary follows: each hop along its shortest leg, straight where none exists."""
+    origin, destination = aliased(Node), aliased(Node)
+    hops = set(itertools.pairwise(itinerary))
+    legs: dict[tuple[str, str], Leg] = {}
+    rows = session.execute(
+        select(Leg, origin.code, destination.code)
+        .join(origin, Leg.origin_id == origin.id)
+        .join(destination, Leg.destination_id == destination.id)
+        .where(origin.code.in_(list(itinerary)), destination.code.in_(list(itinerary)))
+        .order_by(Leg.distance_km)
+    ).unique()
+    for row_leg, a, b in rows:
+        if (a, b) in hops and (a, b) not in legs:
+            legs[(a, b)] = row_leg
+    points = {n.code: point_of(n) for n in session.scalars(select(Node).where(Node.code.in_(list(itinerary))))}
+    path: list[tuple[float, float]] = []
+    for a, b in itertools.pairwise(itinerary):
+        hop = legs.get((a, b))
+        if hop is not None:
+            coords = [(float(x), float(y)) for x, y, *_ in to_shape(hop.geom).coords]
+        else:
+            coords = [(points[a].x, points[a].y), (points[b].x, points[b].y)]
+        path.extend(coords[1:] if path else coords)
+    if not path and itinerary:
+        only = points[itinerary[0]]
+        path = [(only.x, only.y)]
+    return path

@@ -12,5 +12,8 @@ if [ -z "${RAILSEA_ADMIN_TOKEN:-}" ]; then
 fi
 .venv/bin/railsea init
 echo "==> admin token: $RAILSEA_ADMIN_TOKEN   (also in instance/admin-token)"
-echo "==> serving on http://127.0.0.1:8000  (API docs: http://127.0.0.1:8000/api/docs)"
-exec .venv/bin/railsea serve --host 127.0.0.1 --port 8000
+echo "==> serving on http://127.0.0.1:8000  (dashboard: /, API docs: /api/docs); scheduler running beside it"
+.venv/bin/railsea scheduler &
+scheduler=$!
+trap 'kill $scheduler 2>/dev/null' EXIT INT TERM
+.venv/bin/railsea serve --host 127.0.0.1 --port 8000

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from routing.errors import ConflictError, ForbiddenError, NotFoundError
 from routing.models import Node
+from tracking import notify  # noqa: F401 - announces committed alerts to live streams
 from tracking.access import Principal
 from tracking.models import Alert, Container
 from tracking.pagination import Page, paginate

@@ -11,8 +11,10 @@ from sqlalchemy.orm import Session
 from routing.errors import NotFoundError
 from routing.models import Node
 from tracking.access import Principal
+from tracking.clock import rfc3339
 from tracking.evidence import verify_chain
-from tracking.models import Alert, Container, Event
+from tracking.models import Alert, Container, Event, Reading
+from tracking.pagination import Page, paginate
 from tracking.scope import containers_visible
 from tracking.vocab import UNRESOLVED_ALERT_STATUSES
 
@@ -28,6 +30,47 @@ def get_container(session: Session, principal: Principal, number: str) -> Contai
     if container is None:
         raise NotFoundError(f"No container {number!r}.")
     return container
+
+
+def list_containers(
+    session: Session, principal: Principal, *, status: str | None, limit: int, cursor: str | None
+) -> Page[Container]:
+    """Containers in scope, newest first (a number declared again appears once per declaration)."""
+    query = select(Container).where(containers_visible(principal))
+    if status:
+        query = query.where(Container.status == status)
+    return paginate(session, query, Container.id, limit=limit, cursor=cursor)
+
+
+def latest_positions(session: Session, containers: list[Container]) -> dict[int, tuple[float, float]]:
+    """Where each container was last seen: its latest e-seal reading, else the node it was last at."""
+    ids = [c.id for c in containers]
+    positions: dict[int, tuple[float, float]] = {}
+    if not ids:
+        return positions
+    latest = (
+        select(Reading.container_id, func.max(Reading.time).label("time"))
+        .where(Reading.container_id.in_(ids))
+        .group_by(Reading.container_id)
+        .subquery()
+    )
+    for container_id, lon, lat in session.execute(
+        select(Reading.container_id, Reading.lon, Reading.lat).join(
+            latest, (Reading.container_id == latest.c.container_id) & (Reading.time == latest.c.time)
+        )
+    ):
+        positions[container_id] = (lon, lat)
+    codes = {c.location for c in containers if c.location and c.id not in positions}
+    if codes:
+        points = {
+            code: to_shape(geom)
+            for code, geom in session.execute(select(Node.code, Node.geom).where(Node.code.in_(codes)))
+        }
+        for c in containers:
+            if c.id not in positions and c.location in points:
+                point = points[c.location]
+                positions[c.id] = (point.x, point.y)  # type: ignore[attr-defined]
+    return positions
 
 
 def open_alert_count(session: Session, container: Container) -> int:
@@ -89,4 +132,18 @@ def track(session: Session, container: Container) -> dict[str, Any]:
                 "properties": {"kind": "path"},
             }
         )
+    readings = session.execute(
+        select(Reading.time, Reading.lon, Reading.lat, Reading.sealed, Reading.device)
+        .where(Reading.container_id == container.id)
+        .order_by(Reading.time)
+    ).all()
+    features.extend(
+        {
+            "type": "Feature",
+            "id": f"reading:{i}",
+            "geometry": {"type": "Point", "coordinates": [lon, lat]},
+            "properties": {"kind": "telemetry", "time": rfc3339(time), "sealed": sealed, "device": device},
+        }
+        for i, (time, lon, lat, sealed, device) in enumerate(readings)
+    )
     return {"type": "FeatureCollection", "features": features}

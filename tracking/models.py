@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -218,3 +219,68 @@ class IdempotencyRecord(Base):
     status: Mapped[int] = mapped_column(Integer)
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class Device(Base):
+    """An e-seal or e-lock reporting by telemetry; silent longer than its threshold → `telemetry_silent`."""
+
+    __tablename__ = "devices"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    container_id: Mapped[int] = mapped_column(ForeignKey("containers.id"), index=True)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    silent_after_s: Mapped[int] = mapped_column(Integer)
+
+
+class Reading(Base):
+    """One e-seal telemetry reading: position and seal state (positions are plain numbers: corridor checks run in
+    Shapely, and a spatial index would slow the bulk inserts for no query that needs it)."""
+
+    __tablename__ = "readings"
+    __table_args__ = (Index(None, "container_id", "time"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    container_id: Mapped[int] = mapped_column(ForeignKey("containers.id"))
+    device: Mapped[str] = mapped_column(String(64))
+    time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    lat: Mapped[float] = mapped_column(Float)
+    lon: Mapped[float] = mapped_column(Float)
+    sealed: Mapped[bool] = mapped_column(Boolean)
+    battery_pct: Mapped[float | None] = mapped_column(Float)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Subscription(Base):
+    """A webhook: where to POST which events, for the scope of the key that created it."""
+
+    __tablename__ = "subscriptions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    events: Mapped[list[str]] = mapped_column(JSON)
+    secret: Mapped[str] = mapped_column(String(100))
+    owner: Mapped[str] = mapped_column(String(80), index=True)
+    role: Mapped[str] = mapped_column(String(20))
+    party_id: Mapped[int | None] = mapped_column(ForeignKey("parties.id"), index=True)
+    offices: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class OutboxMessage(Base):
+    """A webhook message written in the transaction of its event; a job delivers it with retries and backoff."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index(None, "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("subscriptions.id"), index=True)
+    msg_id: Mapped[str] = mapped_column(String(64), unique=True)
+    event_type: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(10))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

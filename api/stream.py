@@ -1,0 +1,138 @@
+"""Live alerts as Server-Sent Events: replayed from the database after `Last-Event-ID`, woken by new alerts
+(through Redis pub/sub across workers when `REDIS_URL` is set, in-process otherwise)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Flask, Response, current_app, request, stream_with_context
+from flask_smorest import Blueprint
+from sqlalchemy import select
+
+from api import serialise
+from api.auth import principal, roles
+from api.extensions import db
+from tracking import notify
+from tracking.access import Principal
+from tracking.models import Alert
+from tracking.scope import alerts_visible
+
+log = logging.getLogger(__name__)
+blp = Blueprint("stream", __name__, url_prefix="/api/v1", description="Live alerts")
+CHANNEL = "railsea:alerts"
+KEEPALIVE_S = 15.0
+# Without a wake-up (another process raised the alert and there is no Redis) a stream still looks every few seconds.
+POLL_S = 3.0
+
+
+class Broker:
+    """Wakes this process's streams when alerts are committed; with Redis, those of every process."""
+
+    def __init__(self, redis_url: str | None) -> None:
+        self._changed = threading.Condition()
+        self._generation = 0
+        self._redis: Any = None
+        if redis_url:
+            import redis
+
+            self._redis = redis.Redis.from_url(redis_url)
+            threading.Thread(target=self._listen, name="railsea-alerts-redis", daemon=True).start()
+        notify.subscribe(self.publish)
+
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    def publish(self, alert_ids: list[int]) -> None:
+        if self._redis is not None:
+            try:
+                self._redis.publish(CHANNEL, json.dumps(alert_ids))
+                return
+            except Exception:
+                log.exception("publishing to Redis failed")
+        self.wake()
+
+    def wake(self) -> None:
+        with self._changed:
+            self._generation += 1
+            self._changed.notify_all()
+
+    def wait(self, generation: int, timeout: float) -> int:
+        with self._changed:
+            self._changed.wait_for(lambda: self._generation != generation, timeout)
+            return self._generation
+
+    def _listen(self) -> None:
+        while True:
+            try:
+                pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(CHANNEL)
+                for message in pubsub.listen():
+                    if message and message.get("type") == "message":
+                        self.wake()
+            except Exception:
+                log.exception("Redis subscription lost; retrying")
+                time.sleep(1.0)
+
+
+def broker(app: Flask) -> Broker:
+    found: Broker | None = app.extensions.get("railsea_broker")
+    if found is None:
+        with _lock:
+            found = app.extensions.get("railsea_broker")
+            if found is None:
+                found = Broker(app.config.get("REDIS_URL"))
+                app.extensions["railsea_broker"] = found
+    return found
+
+
+_lock = threading.Lock()
+
+
+def _after(app: Flask, who: Principal, last_id: int) -> list[dict[str, Any]]:
+    """Alerts in scope after `last_id`, from a short read transaction (a stream never holds one open)."""
+    with db.new_session(write=False, app=app) as session:
+        rows = session.scalars(
+            select(Alert).where(Alert.id > last_id, alerts_visible(who)).order_by(Alert.id).limit(500)
+        ).all()
+        return [serialise.alert(a) for a in rows]
+
+
+def _events(app: Flask, who: Principal, last_id: int) -> Iterator[str]:
+    hub = broker(app)
+    yield "retry: 2000\n\n"
+    last_beat = time.monotonic()
+    generation = hub.generation
+    while True:
+        for alert in _after(app, who, last_id):
+            last_id = alert["id"]
+            yield f"event: alert\nid: {last_id}\ndata: {json.dumps(alert)}\n\n"
+        if time.monotonic() - last_beat >= KEEPALIVE_S:
+            last_beat = time.monotonic()
+            yield ": keep-alive\n\n"
+        generation = hub.wait(generation, min(POLL_S, KEEPALIVE_S))
+
+
+@blp.route("/alerts/stream", methods=["GET"])
+@blp.doc(
+    responses={"200": {"description": "text/event-stream of `alert` events", "content": {"text/event-stream": {}}}}
+)
+@roles()
+def stream() -> Response:
+    """Alerts in the caller's scope as they are raised (Server-Sent Events; resume with Last-Event-ID)"""
+    who = principal()
+    assert who is not None
+    # The stream outlives the request's session: give its connection back now.
+    db.session.close()
+    raw = request.headers.get("Last-Event-ID") or request.args.get("last_event_id") or "0"
+    last_id = int(raw) if raw.isdigit() else 0
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    response = Response(stream_with_context(_events(app, who, last_id)), mimetype="text/event-stream")
+    response.headers["Cache-Control"] = "no-cache"
+    response.headers["X-Accel-Buffering"] = "no"
+    return response
