@@ -21,9 +21,17 @@ class Defaults:
     MAX_CONTENT_LENGTH = 2 * 1024 * 1024
     # Where the npm packages (API docs UI, map library, basemap) were installed by the set-up.
     VENDOR_DIR = str(ROOT / "node_modules")
+    # Live alert streams send a comment this often, and look in the database at least this often even when no
+    # wake-up arrives (an alert raised by another process without Redis).
+    SSE_KEEPALIVE_S = 15.0
+    SSE_POLL_S = 3.0
     CORRIDOR_WIDTH_KM = 25.0
     # An e-seal that has not reported for this long while its box is in transit raises `telemetry_silent`.
     TELEMETRY_SILENT_AFTER_MIN = 30.0
+    # Webhook targets resolving to private, loopback, link-local or reserved addresses are refused unless this is set
+    # (tests, closed networks); seconds a receiver gets to answer one delivery.
+    WEBHOOK_ALLOW_PRIVATE = False
+    WEBHOOK_TIMEOUT_S = 5
     JSON_SORT_KEYS = False
 
     API_TITLE = "RailSea"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -25,9 +26,6 @@ from tracking.scope import alerts_visible
 log = logging.getLogger(__name__)
 blp = Blueprint("stream", __name__, url_prefix="/api/v1", description="Live alerts")
 CHANNEL = "railsea:alerts"
-KEEPALIVE_S = 15.0
-# Without a wake-up (another process raised the alert and there is no Redis) a stream still looks every few seconds.
-POLL_S = 3.0
 
 
 class Broker:
@@ -105,17 +103,27 @@ def _after(app: Flask, who: Principal, last_id: int) -> list[dict[str, Any]]:
 
 def _events(app: Flask, who: Principal, last_id: int) -> Iterator[str]:
     hub = broker(app)
-    yield "retry: 2000\n\n"
-    last_beat = time.monotonic()
+    keepalive_s = float(app.config["SSE_KEEPALIVE_S"])
+    poll_s = float(app.config["SSE_POLL_S"])
+    # The worker's pid in a comment helps tell which process holds a stream (clients ignore comments).
+    yield f"retry: 2000\n: worker {os.getpid()}\n\n"
     generation = hub.generation
+    clock = time.monotonic
+    next_look = clock()
+    next_beat = clock() + keepalive_s
     while True:
-        for alert in _after(app, who, last_id):
-            last_id = alert["id"]
-            yield f"event: alert\nid: {last_id}\ndata: {json.dumps(alert)}\n\n"
-        if time.monotonic() - last_beat >= KEEPALIVE_S:
-            last_beat = time.monotonic()
+        if clock() >= next_look:
+            for alert in _after(app, who, last_id):
+                last_id = alert["id"]
+                yield f"event: alert\nid: {last_id}\ndata: {json.dumps(alert)}\n\n"
+            next_look = clock() + poll_s
+        if clock() >= next_beat:
             yield ": keep-alive\n\n"
-        generation = hub.wait(generation, min(POLL_S, KEEPALIVE_S))
+            next_beat = clock() + keepalive_s
+        woken = hub.wait(generation, max(0.0, min(next_look, next_beat) - clock()))
+        if woken != generation:
+            # New alerts were committed somewhere: look now rather than at the next poll.
+            generation, next_look = woken, clock()
 
 
 @blp.route("/alerts/stream", methods=["GET"])

@@ -10,11 +10,15 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 missing=()
 need() { for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done; }
-need libsqlite3-mod-spatialite python3-venv nodejs npm
+need libsqlite3-mod-spatialite python3-venv
+# Node.js and npm may come from elsewhere than Debian's packages: only a missing command asks for them.
+command -v node >/dev/null 2>&1 || need nodejs
+command -v npm >/dev/null 2>&1 || need npm
 if [ "$purpose" = test ]; then
   pg_major=$(ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -1)
   if [ -z "$pg_major" ]; then need postgresql; pg_major=15; fi
-  need "postgresql-${pg_major}-postgis-3"
+  need "postgresql-${pg_major}-postgis-3" redis-server
+  need chromium # the dashboard's browser tests drive Debian's chromium through Playwright (no `playwright install`)
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "==> installing Debian packages: ${missing[*]}"

@@ -4,7 +4,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh test
 scripts/postgres.sh
+scripts/redis.sh
 export RAILSEA_TEST_POSTGRES_URL=${RAILSEA_TEST_POSTGRES_URL:-postgresql://postgres@127.0.0.1:5432/railsea_test}
+export RAILSEA_TEST_REDIS_URL=${RAILSEA_TEST_REDIS_URL:-redis://127.0.0.1:6379/0}
 export RAILSEA_REQUIRE_ALL_BACKENDS=1
 echo "==> ruff"
 .venv/bin/ruff check .

@@ -60,10 +60,29 @@ def fresh_postgres(url: str) -> str:
     return target.render_as_string(hide_password=False)
 
 
-def backend_url(backend: str, tmp: Path, name: str = "railsea_test") -> str:
+# Each pytest process works in databases of its own, so two runs on one machine never drop each other's.
+RUN_SUFFIX = f"_{os.getpid()}"
+_CREATED: list[str] = []
+
+
+def backend_url(backend: str, tmp: Path, name: str = "main") -> str:
+    """A new, empty database: a SpatiaLite file under `tmp`, or `<RAILSEA_TEST_POSTGRES_URL's db>_<name>_<pid>`."""
     if backend == "spatialite":
         return f"sqlite:///{tmp / (name + '.db')}"
-    return fresh_postgres(str(make_url(POSTGRES_URL).set(database=name)))
+    base = make_url(POSTGRES_URL)
+    url = fresh_postgres(str(base.set(database=f"{base.database}_{name}{RUN_SUFFIX}")))
+    _CREATED.append(url)
+    return url
+
+
+def drop_postgres_databases() -> None:
+    for url in _CREATED:
+        target = make_url(url)
+        admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
+        admin.dispose()
+    _CREATED.clear()
 
 
 @pytest.fixture(scope="session")
@@ -163,6 +182,7 @@ def _backend_missing() -> bool:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    drop_postgres_databases()
     # In CI a backend that did not run, or a skipped database test, fails the run.
     if os.environ.get("RAILSEA_REQUIRE_ALL_BACKENDS") == "1" and _backend_missing() and exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

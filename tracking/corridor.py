@@ -1,12 +1,13 @@
-"""How far a position is from a declared itinerary's path, in metres, the same way on both databases (Shapely)."""
+"""How far a position is from a declared itinerary's path, in kilometres, the same way on both databases (Shapely)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
 
+import numpy as np
+import shapely
 from shapely.geometry import LineString, Point
-from shapely.ops import transform
 
 KM_PER_DEG_LAT = 110.574
 KM_PER_DEG_LON_EQUATOR = 111.320
@@ -17,10 +18,6 @@ def distance_km(path: Sequence[tuple[float, float]], lon: float, lat: float) -> 
     (exact enough within a corridor's width, which is all the check needs)."""
     if len(path) == 1:
         path = [path[0], path[0]]
-    scale_x = KM_PER_DEG_LON_EQUATOR * math.cos(math.radians(lat))
-
-    def local(x: float, y: float, z: float | None = None) -> tuple[float, float]:
-        return ((x - lon) * scale_x, (y - lat) * KM_PER_DEG_LAT)
-
-    line = transform(local, LineString(path))
+    scale = np.array([KM_PER_DEG_LON_EQUATOR * math.cos(math.radians(lat)), KM_PER_DEG_LAT])
+    line = shapely.transform(LineString(path), lambda xy: (xy - np.array([lon, lat])) * scale)
     return float(line.distance(Point(0.0, 0.0)))

@@ -20,7 +20,7 @@ from tests.conftest import TestDatabase, backend_url
 @pytest.fixture
 def empty_app(database: TestDatabase, tmp_path: Path) -> Iterator[Flask]:
     """An app on a new, empty database of the same backend."""
-    app = create_app({"TESTING": True, "DATABASE_URL": backend_url(database.backend, tmp_path, "railsea_test_cli")})
+    app = create_app({"TESTING": True, "DATABASE_URL": backend_url(database.backend, tmp_path, "cli")})
     yield app
     app.extensions["railsea_db"].engine.dispose()
 

@@ -14,7 +14,7 @@ from tests.conftest import BACKENDS, backend_url
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_migrations_go_down_to_base_and_up_again(backend: str, tmp_path: Path) -> None:
-    engine = make_engine(backend_url(backend, tmp_path, "railsea_test_migrations"))
+    engine = make_engine(backend_url(backend, tmp_path, "migrations"))
     ours = set(Base.metadata.tables)
     try:
         migrations.upgrade(engine)

@@ -1,0 +1,216 @@
+"""Live supervision through the API: e-seal telemetry, periodic jobs raising each alert once, the alert stream."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from api.extensions import db
+from tests.api.helpers import Actors, actors, container_number, declare, iso, now, transfer
+from tracking import jobs
+from tracking.models import Alert, Reading
+
+NANSHA = (113.67, 22.65)
+XIAMEN = (118.07, 24.45)
+
+
+@pytest.fixture(autouse=True)
+def quick_streams(app: Flask) -> None:
+    # Keep-alives every half second let a test's reader stop on time.
+    app.config.update(SSE_KEEPALIVE_S=0.5, SSE_POLL_S=0.5)
+
+
+@pytest.fixture
+def people(client: FlaskClient) -> Actors:
+    return actors(client)
+
+
+@pytest.fixture
+def number(client: FlaskClient, people: Actors) -> str:
+    box = container_number(1)
+    assert declare(client, people.forwarder).status_code == 201
+    return box
+
+
+def reading(
+    number: str, *, at: tuple[float, float] = NANSHA, sealed: bool = True, minutes_ago: int = 5, **extra: Any
+) -> dict[str, Any]:
+    lon, lat = at
+    return {
+        "device": "ESEAL-1",
+        "container": number,
+        "time": iso(now() - timedelta(minutes=minutes_ago)),
+        "lat": lat,
+        "lon": lon,
+        "sealed": sealed,
+        "battery_pct": 88,
+        **extra,
+    }
+
+
+def post_readings(client: FlaskClient, token: dict[str, str], batch: list[Any]) -> dict[str, Any]:
+    response = client.post("/api/v1/telemetry", json={"readings": batch}, headers=token)
+    assert response.status_code == 202, response.get_json()
+    body: dict[str, Any] = response.get_json()
+    return body
+
+
+def alerts_of(client: FlaskClient, token: dict[str, str], **query: str) -> list[dict[str, Any]]:
+    response = client.get("/api/v1/alerts", query_string=query, headers=token)
+    assert response.status_code == 200
+    items: list[dict[str, Any]] = response.get_json()["items"]
+    return items
+
+
+def count(app: Flask, model: Any) -> int:
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(model)) or 0
+
+
+def test_a_batch_with_one_bad_reading_stores_the_others(
+    app: Flask, client: FlaskClient, people: Actors, number: str
+) -> None:
+    batch = [reading(number, minutes_ago=m) for m in (9, 8, 7)]
+    batch.insert(1, reading(number, lat=123.0))
+    batch.append({"device": "ESEAL-1", "container": "NOTABOX", "time": "yesterday"})
+    body = post_readings(client, people.operator, batch)
+    assert body["accepted"] == 3
+    assert [r["index"] for r in body["rejected"]] == [1, 4]
+    assert "lat" in body["rejected"][0]["errors"]
+    assert {"container", "time", "lat", "lon", "sealed"} <= set(body["rejected"][1]["errors"])
+    assert count(app, Reading) == 3
+    track = client.get(f"/api/v1/containers/{number}/track", headers=people.forwarder).get_json()
+    assert sum(f["properties"]["kind"] == "telemetry" for f in track["features"]) == 3
+    assert alerts_of(client, people.supervisor) == []
+
+
+def test_a_tamper_reading_holds_the_box_and_alerts_once(client: FlaskClient, people: Actors, number: str) -> None:
+    post_readings(client, people.operator, [reading(number, sealed=False, minutes_ago=3)])
+    post_readings(client, people.operator, [reading(number, sealed=False, minutes_ago=2)])
+    state = client.get(f"/api/v1/containers/{number}", headers=people.forwarder).get_json()
+    assert state["status"] == "held"
+    assert state["held"] is True
+    tamper = alerts_of(client, people.supervisor, kind="eseal_tamper")
+    assert len(tamper) == 1
+    assert tamper[0]["container"] == number
+    assert tamper[0]["severity"] == "critical"
+    # A held box that moves is a further alert, and the evidence chain records the tamper.
+    assert transfer(client, people.operator, container=number, node="HKHKG").get_json()["decision"] == "hold"
+    evidence = client.get(f"/api/v1/containers/{number}/evidence", headers=people.forwarder).get_json()
+    assert evidence["valid"] is True
+    assert "eseal_tamper" in [e["record"]["type"] for e in evidence["entries"]]
+
+
+def test_a_position_off_the_corridor_alerts(client: FlaskClient, people: Actors, number: str) -> None:
+    post_readings(client, people.operator, [reading(number, at=NANSHA)])
+    assert alerts_of(client, people.supervisor, kind="corridor_deviation") == []
+    post_readings(client, people.operator, [reading(number, at=XIAMEN, minutes_ago=1)])
+    (alert,) = alerts_of(client, people.supervisor, kind="corridor_deviation")
+    assert alert["detail"]["distance_km"] > 25
+    assert client.get(f"/api/v1/containers/{number}", headers=people.forwarder).get_json()["status"] == "declared"
+
+
+def test_telemetry_needs_an_operator_in_scope(client: FlaskClient, people: Actors, number: str) -> None:
+    assert (
+        client.post("/api/v1/telemetry", json={"readings": [reading(number)]}, headers=people.forwarder).status_code
+        == 403
+    )
+    too_many = {"readings": [reading(number)] * 1001}
+    assert client.post("/api/v1/telemetry", json=too_many, headers=people.operator).status_code == 422
+
+
+@pytest.mark.parametrize("job", ["overdue", "dwell", "telemetry_silent"])
+def test_jobs_raise_each_alert_once(
+    app: Flask, client: FlaskClient, admin: dict, people: Actors, number: str, job: str
+) -> None:
+    post_readings(client, people.operator, [reading(number, minutes_ago=10)])
+    transfer(client, people.operator, container=number, node="HKHKG")
+    later = now() + timedelta(days=30)
+    with app.app_context():
+        runs = []
+        for _ in range(3):
+            session = db.new_session()
+            runs.append(jobs.run(session, job, later))
+            session.commit()
+            session.close()
+    kind = {"overdue": "overdue", "dwell": "dwell_exceeded", "telemetry_silent": "telemetry_silent"}[job]
+    assert runs == [1, 0, 0]
+    assert len(alerts_of(client, people.supervisor, kind=kind)) == 1
+    response = client.post(f"/api/v1/jobs/{job}/run", headers=admin)
+    assert response.get_json() == {"name": job, "alerts_raised": 0}
+
+
+def test_before_its_deadline_nothing_is_overdue(client: FlaskClient, admin: dict, people: Actors, number: str) -> None:
+    assert client.post("/api/v1/jobs/overdue/run", headers=admin).get_json()["alerts_raised"] == 0
+    assert client.post("/api/v1/jobs/nope/run", headers=admin).status_code == 404
+    assert client.post("/api/v1/jobs/overdue/run", headers=people.supervisor).status_code == 403
+
+
+def read_events(client: FlaskClient, headers: dict[str, str], wanted: int, timeout: float = 8.0) -> list[dict]:
+    """Open the stream and collect `wanted` alert events (bounded in time)."""
+    response = client.get("/api/v1/alerts/stream", headers=headers, buffered=False)
+    assert response.status_code == 200
+    assert response.mimetype == "text/event-stream"
+    events: list[dict] = []
+    buffer = ""
+
+    deadline = time.monotonic() + timeout
+
+    def consume() -> None:
+        nonlocal buffer
+        for chunk in response.response:
+            if time.monotonic() > deadline:
+                return
+            buffer += chunk.decode() if isinstance(chunk, bytes) else chunk
+            while "\n\n" in buffer:
+                block, buffer = buffer.split("\n\n", 1)
+                fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+                if fields.get("event") == "alert":
+                    events.append({"id": int(fields["id"]), **json.loads(fields["data"])})
+            if len(events) >= wanted:
+                return
+
+    reader = threading.Thread(target=consume, daemon=True)
+    reader.start()
+    reader.join(timeout + 5)
+    assert not reader.is_alive(), "the stream stopped sending keep-alives"
+    response.close()
+    return events
+
+
+def test_the_stream_replays_after_last_event_id_within_scope(client: FlaskClient, people: Actors) -> None:
+    numbers = [container_number(n) for n in (1, 2, 3)]
+    assert (
+        declare(
+            client, people.forwarder, containers=[{"number": n, "seals": [{"number": f"S-{n}"}]} for n in numbers]
+        ).status_code
+        == 201
+    )
+    for n in numbers:
+        assert transfer(client, people.operator, container=n, node="CNNSA", seals=["WRONG"]).status_code == 201
+    everything = read_events(client, people.guangzhou, 3)
+    assert [e["container"] for e in everything] == numbers
+    after_first = read_events(client, {**people.guangzhou, "Last-Event-ID": str(everything[0]["id"])}, 2)
+    assert [e["id"] for e in after_first] == [e["id"] for e in everything[1:]]
+    assert read_events(client, people.shenzhen, 1, timeout=2.0) == []
+    assert len(read_events(client, people.forwarder, 3)) == 3
+    assert read_events(client, people.other_forwarder, 1, timeout=2.0) == []
+
+
+def test_a_new_alert_reaches_an_open_stream(app: Flask, client: FlaskClient, people: Actors, number: str) -> None:
+    received: list[list[dict]] = []
+    listener = threading.Thread(target=lambda: received.append(read_events(client, people.guangzhou, 1)))
+    listener.start()
+    assert transfer(client, people.operator, container=number, node="CNNSA", seals=["WRONG"]).status_code == 201
+    listener.join(10)
+    assert received
+    assert [e["container"] for e in received[0]] == [number]
+    assert count(app, Alert) == 1
