@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -43,6 +44,27 @@ def init_command() -> None:
         f"{len(reference.network.legs)} legs ({result.created} created, {result.updated} updated, "
         f"{result.unchanged} unchanged)"
     )
+
+
+@cli.command("demo")
+@with_appcontext
+def demo_command() -> None:
+    """Load a demo scenario (declarations, transfers, one seal break) for a first look; once."""
+    from fixtures.demo import load_demo
+
+    with db.new_session() as session:
+        demo = load_demo(session, utcnow())
+        session.commit()
+    if not demo.loaded:
+        click.echo("demo: already loaded")
+        return
+    path = Path(current_app.instance_path) / "demo-tokens.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(demo.tokens, indent=2) + "\n", encoding="utf-8")
+    path.chmod(0o600)
+    click.echo(f"demo: loaded; keys (also in {path}):")
+    for role, token in demo.tokens.items():
+        click.echo(f"  {role:10} {token}")
 
 
 @cli.group("keys")

@@ -11,6 +11,7 @@ if [ -z "${RAILSEA_ADMIN_TOKEN:-}" ]; then
   export RAILSEA_ADMIN_TOKEN
 fi
 .venv/bin/railsea init
+.venv/bin/railsea demo
 echo "==> admin token: $RAILSEA_ADMIN_TOKEN   (also in instance/admin-token)"
 echo "==> serving on http://127.0.0.1:8000  (dashboard: /, API docs: /api/docs); scheduler running beside it"
 .venv/bin/railsea scheduler &
