@@ -61,36 +61,32 @@ def _kind(modes: frozenset[Mode]) -> NodeKind:
 
 
 def _nearest_ranks(points: list[tuple[float, float]], ranks: int) -> list[list[int]]:
-    """For each point, the indices of its `ranks` nearest others (grid buckets, flat-earth metric is enough)."""
-    n = len(points)
-    cell = math.sqrt((REGION[2] - REGION[0]) * (REGION[3] - REGION[1]) * 4 / max(n, 1))
+    """For each `(lon, lat)` point, its `ranks` nearest others among the grid cells around it, nearest first
+    (equirectangular distances: plenty at this scale)."""
+    squeeze = math.cos(math.radians((REGION[1] + REGION[3]) / 2))  # a degree of longitude is shorter
+    cell = math.sqrt((REGION[2] - REGION[0]) * (REGION[3] - REGION[1]) * 4 / max(len(points), 1))
     grid: dict[tuple[int, int], list[int]] = defaultdict(list)
     for i, (lon, lat) in enumerate(points):
         grid[(int(lon / cell), int(lat / cell))].append(i)
-    result = []
-    for i, (lon, lat) in enumerate(points):
-        cx, cy = int(lon / cell), int(lat / cell)
-        radius = 1
-        while True:
-            found = [
-                j
-                for gx in range(cx - radius, cx + radius + 1)
-                for gy in range(cy - radius, cy + radius + 1)
-                for j in grid.get((gx, gy), ())
-                if j != i
-            ]
-            # Points beyond `radius - 1` cells may be nearer than some found ones, so widen once more.
-            if len(found) >= ranks or radius * cell > 30:
-                break
-            radius += 1
-        found = [
+
+    def around(i: int, radius: int) -> list[int]:
+        cx, cy = int(points[i][0] / cell), int(points[i][1] / cell)
+        return [
             j
-            for gx in range(cx - radius - 1, cx + radius + 2)
-            for gy in range(cy - radius - 1, cy + radius + 2)
+            for gx in range(cx - radius, cx + radius + 1)
+            for gy in range(cy - radius, cy + radius + 1)
             for j in grid.get((gx, gy), ())
             if j != i
         ]
-        found.sort(key=lambda j: (points[j][0] - lon) ** 2 + ((points[j][1] - lat) * 1.1) ** 2)
+
+    result = []
+    for i, (lon, lat) in enumerate(points):
+        radius = 1
+        while len(around(i, radius)) < ranks and radius * cell < 30:
+            radius += 1
+        # One ring more: a point just outside the square can be nearer than one in its corner.
+        found = around(i, radius + 1)
+        found.sort(key=lambda j: ((points[j][0] - lon) * squeeze) ** 2 + (points[j][1] - lat) ** 2)
         result.append(found[:ranks])
     return result
 
@@ -159,7 +155,7 @@ def synthetic_network(nodes: int = 10_000, legs: int = 60_000, seed: int = 20261
                         destination=codes[destination],
                         mode=mode,
                         distance_km=round(distance, 1),
-                        duration_h=round(distance / rng.uniform(*profile.speed_kmh), 3),
+                        duration_h=max(0.001, round(distance / rng.uniform(*profile.speed_kmh), 3)),
                         cost_per_teu=round(profile.cost_fixed + profile.cost_per_km * distance, 2),
                         co2_kg_per_teu=round(profile.co2_per_km * distance, 2),
                         coords=(coords[origin], coords[destination]),
