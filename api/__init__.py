@@ -12,6 +12,7 @@ from api.config import Defaults
 from api.errors import from_domain_error
 from api.extensions import SAFE_METHODS, api, db
 from routing.errors import DomainError
+from tracking import webhooks  # registers the `webhooks` job in tracking.jobs
 
 __all__ = ["create_app"]
 
@@ -31,12 +32,45 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     db.init_app(app)
     api.init_app(app)
 
-    from api import alerts, assets, declarations, health, keys, network, operations, routes, stream, telemetry
+    from api import (
+        alerts,
+        assets,
+        declarations,
+        health,
+        keys,
+        network,
+        operations,
+        routes,
+        standards,
+        stream,
+        subscriptions,
+        telemetry,
+    )
+    from api.dashboard import bp as dashboard_bp
 
-    for module in (health, network, routes, keys, declarations, operations, telemetry, stream, alerts):
+    for module in (
+        health,
+        network,
+        routes,
+        keys,
+        declarations,
+        operations,
+        telemetry,
+        stream,
+        alerts,
+        subscriptions,
+        standards,
+    ):
         api.register_blueprint(module.blp)
     app.register_blueprint(assets.bp)
+    app.register_blueprint(dashboard_bp)
 
+    # The delivery job runs without the app (scheduler threads): it reads the settings through this callback.
+    webhooks.configure(
+        lambda: webhooks.Settings(
+            allow_private=bool(app.config["WEBHOOK_ALLOW_PRIVATE"]), timeout_s=float(app.config["WEBHOOK_TIMEOUT_S"])
+        )
+    )
     app.register_error_handler(DomainError, from_domain_error)
     app.before_request(_check_body)
     return app

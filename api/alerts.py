@@ -26,33 +26,33 @@ def caller() -> Principal:
 
 
 @blp.route("/alerts", methods=["GET"])
+@roles()
 @blp.arguments(AlertQuery, location="query", as_kwargs=True)
 @blp.response(200, AlertPage)
-@roles()
 def index(**filters: Any) -> dict[str, Any]:
     """Alerts in the caller's scope, newest first"""
     page = alerts.list_alerts(db.session, caller(), **filters)
     return {"items": [serialise.alert(a) for a in page.items], "next_cursor": page.next_cursor}
 
 
-@blp.route("/alerts/<int:alert_id>/acknowledge", methods=["POST"])
+@blp.route("/alerts/<int(max=2147483647):alert_id>/acknowledge", methods=["POST"])
+@roles(Role.SUPERVISOR, Role.ADMIN)
 @transaction
 @blp.response(200, AlertOut)
 @blp.alt_response(404, response="NOT_FOUND")
 @blp.alt_response(409, response="CONFLICT")
-@roles(Role.SUPERVISOR, Role.ADMIN)
 def acknowledge(alert_id: int) -> dict[str, Any]:
     """Acknowledge an alert (supervisor, admin)"""
     return serialise.alert(alerts.acknowledge(db.session, caller(), alert_id, utcnow()))
 
 
-@blp.route("/alerts/<int:alert_id>/resolve", methods=["POST"])
+@blp.route("/alerts/<int(max=2147483647):alert_id>/resolve", methods=["POST"])
+@roles(Role.SUPERVISOR, Role.ADMIN)
 @transaction
 @blp.arguments(ResolveIn)
 @blp.response(200, AlertOut)
 @blp.alt_response(404, response="NOT_FOUND")
 @blp.alt_response(409, response="CONFLICT")
-@roles(Role.SUPERVISOR, Role.ADMIN)
 def resolve(data: dict[str, Any], alert_id: int) -> dict[str, Any]:
     """Resolve an alert with a note (supervisor, admin)"""
     return serialise.alert(alerts.resolve(db.session, caller(), alert_id, data["note"], utcnow()))

@@ -14,6 +14,7 @@ from flask.cli import FlaskGroup, with_appcontext
 
 import migrations
 from api import create_app
+from api.bulk import import_group
 from api.extensions import db
 from fixtures import REFERENCE_DIR
 from routing.errors import DomainError
@@ -101,6 +102,8 @@ def scheduler_command() -> None:
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    # APScheduler logs every run at INFO; RailSea logs the runs that raised something.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     click.echo(f"scheduler: jobs {', '.join(sorted(jobs.JOBS))}")
     build(lambda: db.new_session(app=app)).start()
 
@@ -197,6 +200,9 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
             return create_app(config)
 
     Server().run()
+
+
+cli.add_command(import_group)
 
 
 def main() -> None:

@@ -45,11 +45,11 @@ def caller() -> Principal:
 
 
 @blp.route("/declarations", methods=["POST"])
+@roles(Role.FORWARDER, Role.ADMIN)
 @transaction
 @blp.arguments(DeclarationIn)
 @blp.response(201, DeclarationOut)
 @blp.alt_response(409, response="CONFLICT")
-@roles(Role.FORWARDER, Role.ADMIN)
 def create(data: dict[str, Any]) -> dict[str, Any]:
     """Declare a consignment once (forwarder, admin); all or nothing"""
     containers = [
@@ -66,28 +66,28 @@ def create(data: dict[str, Any]) -> dict[str, Any]:
 
 
 @blp.route("/declarations", methods=["GET"])
+@roles()
 @blp.arguments(Paging, location="query", as_kwargs=True)
 @blp.response(200, DeclarationPage)
-@roles()
 def index(limit: int, cursor: str | None) -> dict[str, Any]:
     """Declarations in the caller's scope, newest first"""
     page = list_declarations(db.session, caller(), limit=limit, cursor=cursor)
     return {"items": [serialise.declaration(d) for d in page.items], "next_cursor": page.next_cursor}
 
 
-@blp.route("/declarations/<int:declaration_id>", methods=["GET"])
+@blp.route("/declarations/<int(max=2147483647):declaration_id>", methods=["GET"])
+@roles()
 @blp.response(200, DeclarationOut)
 @blp.alt_response(404, response="NOT_FOUND")
-@roles()
 def show(declaration_id: int) -> dict[str, Any]:
     """One declaration"""
     return serialise.declaration(get_declaration(db.session, caller(), declaration_id))
 
 
 @blp.route("/containers", methods=["GET"])
+@roles()
 @blp.arguments(ContainerQuery, location="query", as_kwargs=True)
 @blp.response(200, ContainerPage)
-@roles()
 def containers(status: str | None, limit: int, cursor: str | None) -> dict[str, Any]:
     """Containers in the caller's scope with their latest known position, newest first (the dashboard's map)"""
     session = db.session
@@ -103,9 +103,9 @@ def containers(status: str | None, limit: int, cursor: str | None) -> dict[str, 
 
 
 @blp.route("/containers/<number>", methods=["GET"])
+@roles()
 @blp.response(200, ContainerOut)
 @blp.alt_response(404, response="NOT_FOUND")
-@roles()
 def container(number: str) -> dict[str, Any]:
     """A container's state: status, expected seals, location, hold and open alerts"""
     session = db.session
@@ -113,9 +113,9 @@ def container(number: str) -> dict[str, Any]:
 
 
 @blp.route("/containers/<number>/events", methods=["GET"])
+@roles()
 @blp.response(200, EventList)
 @blp.alt_response(404, response="NOT_FOUND")
-@roles()
 def events(number: str) -> dict[str, Any]:
     """A container's timeline, ordered by event time"""
     session = db.session
@@ -124,9 +124,9 @@ def events(number: str) -> dict[str, Any]:
 
 
 @blp.route("/containers/<number>/track", methods=["GET"])
+@roles()
 @blp.response(200, FeatureCollectionSchema)
 @blp.alt_response(404, response="NOT_FOUND")
-@roles()
 def track(number: str) -> dict[str, Any]:
     """Where a container has been, as GeoJSON"""
     session = db.session
@@ -134,9 +134,9 @@ def track(number: str) -> dict[str, Any]:
 
 
 @blp.route("/containers/<number>/evidence", methods=["GET"])
+@roles()
 @blp.response(200, EvidenceOut)
 @blp.alt_response(404, response="NOT_FOUND")
-@roles()
 def evidence(number: str) -> dict[str, Any]:
     """The container's evidence chain: records, SHA-256 links and whether they verify"""
     session = db.session

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import flask_smorest
+import marshmallow as ma
 from flask import Flask, current_app, g, has_request_context, request
 from flask_smorest.utils import prepare_response
 from sqlalchemy import Engine
@@ -100,6 +101,10 @@ def read_only(view: F) -> F:
 
     return wrapper  # type: ignore[return-value]
 
+
+# A misspelt query parameter (`?staus=open`) is refused with 422 rather than silently ignored.
+for _location in ("query", "querystring"):
+    flask_smorest.Blueprint.ARGUMENTS_PARSER.DEFAULT_UNKNOWN_BY_LOCATION[_location] = ma.RAISE
 
 db = Database()
 api = Api()

@@ -8,7 +8,7 @@ import marshmallow as ma
 from flask_smorest import Blueprint
 from marshmallow import validate
 
-from api.auth import roles
+from api.auth import principal, roles
 from api.extensions import db
 from api.fields import NodeCode, OfficeCode, Text
 from api.transaction import transaction
@@ -31,12 +31,36 @@ class KeyCreated(ma.Schema):
     token = ma.fields.String(required=True, metadata={"description": "shown this once; stored only hashed"})
 
 
+class Me(ma.Schema):
+    role = ma.fields.String(required=True)
+    name = ma.fields.String(required=True)
+    party = ma.fields.String(allow_none=True)
+    nodes = ma.fields.List(ma.fields.String(), required=True)
+    offices = ma.fields.List(ma.fields.String(), required=True)
+
+
+@blp.route("/me", methods=["GET"])
+@roles()
+@blp.response(200, Me)
+def me() -> dict[str, Any]:
+    """Who the token belongs to: role and scope (the dashboard shows what the caller may do)"""
+    who = principal()
+    assert who is not None
+    return {
+        "role": str(who.role),
+        "name": who.name,
+        "party": who.party,
+        "nodes": sorted(who.nodes),
+        "offices": sorted(who.offices),
+    }
+
+
 @blp.route("/keys", methods=["POST"])
+@roles(Role.ADMIN)
 @transaction
 @blp.arguments(KeyCreate)
 @blp.response(201, KeyCreated)
 @blp.alt_response(403, response="FORBIDDEN")
-@roles(Role.ADMIN)
 def create(data: dict[str, Any]) -> dict[str, Any]:
     """Create an API key (admin)"""
     key, token = create_key(db.session, **data)

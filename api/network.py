@@ -145,51 +145,51 @@ class LegCreate(ma.Schema):
 
 
 @blp.route("/nodes", methods=["GET"])
+@public
 @blp.arguments(NodeQuery, location="query", as_kwargs=True)
 @blp.response(200, FeatureCollectionSchema)
 @blp.doc(security=[{}, {"bearerAuth": []}])
-@public
 def list_nodes(**filters: Any) -> dict[str, Any]:
     """Nodes as a GeoJSON FeatureCollection, filtered by kind, mode and bounding box"""
     return _collection([node_feature(n) for n in service.list_nodes(db.session, **filters)])
 
 
 @blp.route("/nodes/<code>", methods=["GET"])
+@public
 @blp.response(200, FeatureSchema)
 @blp.alt_response(404, response="NOT_FOUND")
 @blp.doc(security=[{}, {"bearerAuth": []}])
-@public
 def get_node(code: str) -> dict[str, Any]:
     """One node as a GeoJSON Feature"""
     return node_feature(service.get_node(db.session, code))
 
 
 @blp.route("/nodes", methods=["POST"])
+@roles(Role.ADMIN)
 @transaction
 @blp.arguments(NodeCreate)
 @blp.response(201, FeatureSchema)
 @blp.alt_response(409, response="CONFLICT")
-@roles(Role.ADMIN)
 def create_node(data: dict[str, Any]) -> dict[str, Any]:
     """Add a node (admin)"""
     return node_feature(service.create_node(db.session, service.NodeInput(**data)))
 
 
 @blp.route("/legs", methods=["GET"])
+@public
 @blp.arguments(LegQuery, location="query", as_kwargs=True)
 @blp.response(200, FeatureCollectionSchema)
 @blp.doc(security=[{}, {"bearerAuth": []}])
-@public
 def list_legs(**filters: Any) -> dict[str, Any]:
     """Legs as a GeoJSON FeatureCollection of LineStrings, filtered by mode and node"""
     return _collection([leg_feature(leg) for leg in service.list_legs(db.session, **filters)])
 
 
 @blp.route("/legs", methods=["POST"])
+@roles(Role.ADMIN)
 @transaction
 @blp.arguments(LegCreate)
 @blp.response(201, FeatureSchema)
-@roles(Role.ADMIN)
 def create_leg(data: dict[str, Any]) -> dict[str, Any]:
     """Add a leg (admin); without coordinates it is drawn straight"""
     return leg_feature(service.create_leg(db.session, service.LegInput(**data)))

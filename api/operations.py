@@ -21,12 +21,12 @@ blp = Blueprint("operations", __name__, url_prefix="/api/v1", description="Trans
 
 
 @blp.route("/transfers", methods=["POST"])
+@roles(Role.OPERATOR, Role.ADMIN)
 @transaction
 @blp.arguments(TransferIn)
 @blp.response(201, TransferOut)
 @blp.alt_response(404, response="NOT_FOUND")
 @blp.alt_response(409, response="CONFLICT")
-@roles(Role.OPERATOR, Role.ADMIN)
 def transfer(data: dict[str, Any]) -> dict[str, Any]:
     """Register a transfer at a node with the seals read (operator of that node, admin)"""
     who = principal()
@@ -44,12 +44,12 @@ def transfer(data: dict[str, Any]) -> dict[str, Any]:
 
 
 @blp.route("/inspections", methods=["POST"])
+@roles(Role.SUPERVISOR, Role.ADMIN)
 @transaction
 @blp.arguments(InspectionIn)
 @blp.response(201, InspectionOut)
 @blp.alt_response(404, response="NOT_FOUND")
 @blp.alt_response(409, response="CONFLICT")
-@roles(Role.SUPERVISOR, Role.ADMIN)
 def inspection(data: dict[str, Any]) -> dict[str, Any]:
     """Record the one inspection: cleared or refused (supervisor of the node's office, admin)"""
     who = principal()

@@ -73,11 +73,11 @@ class RoutesOut(ma.Schema):
 
 
 @blp.route("/routes", methods=["POST"])
+@roles()
 @read_only
 @blp.arguments(RouteQuery)
 @blp.response(200, RoutesOut)
 @blp.alt_response(404, response="NOT_FOUND")
-@roles()
 def plan(query: dict[str, Any]) -> dict[str, Any]:
     """Plan routes, best first by the objective; each lists its transfers and expected inspections"""
     planner = planners.get(db.session)

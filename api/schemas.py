@@ -28,7 +28,7 @@ def one_of(values: type) -> validate.OneOf:
 
 
 class Paging(ma.Schema):
-    limit = ma.fields.Integer(load_default=DEFAULT_LIMIT, validate=validate.Range(min=1, max=MAX_LIMIT), strict=True)
+    limit = ma.fields.Integer(load_default=DEFAULT_LIMIT, validate=validate.Range(min=1, max=MAX_LIMIT))
     cursor = Text(max_length=200, load_default=None)
 
 

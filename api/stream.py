@@ -127,10 +127,10 @@ def _events(app: Flask, who: Principal, last_id: int) -> Iterator[str]:
 
 
 @blp.route("/alerts/stream", methods=["GET"])
+@roles()
 @blp.doc(
     responses={"200": {"description": "text/event-stream of `alert` events", "content": {"text/event-stream": {}}}}
 )
-@roles()
 def stream() -> Response:
     """Alerts in the caller's scope as they are raised (Server-Sent Events; resume with Last-Event-ID)"""
     who = principal()

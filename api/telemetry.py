@@ -50,10 +50,10 @@ class JobRun(ma.Schema):
 
 
 @blp.route("/telemetry", methods=["POST"])
+@roles(Role.OPERATOR, Role.ADMIN)
 @transaction
 @blp.arguments(Batch)
 @blp.response(202, Accepted)
-@roles(Role.OPERATOR, Role.ADMIN)
 def ingest(data: dict[str, Any]) -> dict[str, Any]:
     """A batch of up to 1,000 e-seal readings; a bad reading is rejected alone (operator, admin)"""
     who = principal()
@@ -70,10 +70,10 @@ def ingest(data: dict[str, Any]) -> dict[str, Any]:
 
 
 @blp.route("/jobs/<name>/run", methods=["POST"])
+@roles(Role.ADMIN)
 @transaction
 @blp.response(200, JobRun)
 @blp.alt_response(404, response="NOT_FOUND")
-@roles(Role.ADMIN)
 def run_job(name: str) -> dict[str, Any]:
     """Run one periodic job now (admin): overdue, telemetry_silent, dwell, webhooks"""
     if name not in jobs.JOBS:

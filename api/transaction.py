@@ -14,6 +14,7 @@ from werkzeug.exceptions import UnprocessableEntity
 
 from api.auth import principal
 from api.extensions import db
+from routing.errors import ConflictError
 from tracking import idempotency
 from tracking.clock import utcnow
 
@@ -54,7 +55,15 @@ def transaction(view: F) -> F:
             if record.request_hash != fingerprint:
                 raise UnprocessableEntity("This Idempotency-Key was used with a different request.")
             return _replay(record)
-        response = current_app.make_response(view(*args, **kwargs))
+        try:
+            response = current_app.make_response(view(*args, **kwargs))
+        except (ConflictError, IntegrityError):
+            # A parallel retry with this key may have won the race: then its answer is the one to give.
+            session.rollback()
+            record = idempotency.find(session, caller, key)
+            if record is not None and record.request_hash == fingerprint:
+                return _replay(record)
+            raise
         if response.status_code >= 400:
             return response
         try:

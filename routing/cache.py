@@ -1,13 +1,14 @@
-"""One route planner per process and database, rebuilt when the network's version changes."""
+"""Per-process caches keyed by database and network version: the route planner, itinerary lines."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 
 from sqlalchemy.orm import Session
 
 from routing.planner import Planner
-from routing.service import network_version, snapshot
+from routing.service import itinerary_path, network_version, snapshot
 
 
 class PlannerCache:
@@ -33,3 +34,28 @@ class PlannerCache:
 
 
 planners = PlannerCache()
+
+
+class PathCache:
+    """The line of each declared itinerary, per database and network version (declarations share a few)."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._lock = threading.Lock()
+        self._size = size
+        self._paths: dict[tuple[str, int, tuple[str, ...]], list[tuple[float, float]]] = {}
+
+    def get(self, session: Session, itinerary: Sequence[str], version: int | None = None) -> list[tuple[float, float]]:
+        """The itinerary's line; pass the network `version` when asking for many in one transaction."""
+        version = network_version(session) if version is None else version
+        key = (session.get_bind().engine.url.render_as_string(hide_password=True), version, tuple(itinerary))
+        path = self._paths.get(key)
+        if path is None:
+            path = itinerary_path(session, itinerary)
+            with self._lock:
+                if len(self._paths) >= self._size:
+                    self._paths.pop(next(iter(self._paths)))
+                self._paths[key] = path
+        return path
+
+
+paths = PathCache()

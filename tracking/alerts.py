@@ -60,6 +60,10 @@ def raise_alert(
     )
     session.add(alert)
     session.flush()
+    # Imported here: tracking.webhooks registers its job in tracking.jobs, which imports this module.
+    from tracking import webhooks
+
+    webhooks.enqueue_alert(session, container, alert)
     return alert
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from tracking import webhooks
 from tracking.clock import rfc3339
 from tracking.evidence import entry_hash
 from tracking.models import Container, Event
@@ -59,4 +60,5 @@ def record_event(
     container.evidence_head = digest
     container.evidence_length = seq
     session.flush()
+    webhooks.enqueue_container_event(session, container, event)
     return event

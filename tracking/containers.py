@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from routing.errors import NotFoundError
 from routing.models import Node
+from tracking import iso6346
 from tracking.access import Principal
 from tracking.clock import rfc3339
 from tracking.evidence import verify_chain
@@ -23,7 +24,7 @@ def get_container(session: Session, principal: Principal, number: str) -> Contai
     """The container's current row (its open declaration's, else the latest), if the caller may see it."""
     container = session.scalar(
         select(Container)
-        .where(Container.number == number.strip().upper(), containers_visible(principal))
+        .where(Container.number == iso6346.normalise(number), containers_visible(principal))
         .order_by(Container.is_open.desc(), Container.id.desc())
         .limit(1)
     )

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from routing.cache import planners
@@ -16,7 +17,7 @@ from routing.models import Node
 from tracking import iso6346
 from tracking.access import Principal
 from tracking.chain import record_event
-from tracking.clock import rfc3339
+from tracking.clock import as_utc, rfc3339
 from tracking.models import Container, Declaration, DeclarationStop, Party, Seal
 from tracking.pagination import Page, paginate
 from tracking.rules import normalise_seal
@@ -157,6 +158,26 @@ def declare(session: Session, principal: Principal, data: DeclarationInput, now:
     if busy:
         raise ConflictError(f"Already on an open declaration: {', '.join(busy)}.")
 
+    try:
+        # A savepoint: a twin request that won the race leaves this transaction usable for the 409.
+        with session.begin_nested():
+            return _store(session, principal, data, party, itinerary, inspection_node, boxes, now)
+    except IntegrityError:
+        raise ConflictError(
+            f"The reference {data.reference!r} or one of its containers was declared by a simultaneous request."
+        ) from None
+
+
+def _store(
+    session: Session,
+    principal: Principal,
+    data: DeclarationInput,
+    party: Party,
+    itinerary: list[str],
+    inspection_node: str,
+    boxes: list[tuple[str, list[SealInput]]],
+    now: datetime,
+) -> Declaration:
     declaration = Declaration(
         party=party,
         reference=data.reference,
@@ -165,7 +186,7 @@ def declare(session: Session, principal: Principal, data: DeclarationInput, now:
         destination=data.destination,
         itinerary=itinerary,
         inspection_node=inspection_node,
-        deadline=data.deadline,
+        deadline=as_utc(data.deadline),
         created_at=now,
         created_by=principal.name,
     )

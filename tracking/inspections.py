@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from routing.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
 from routing.models import Node
 from routing.network import customs_territory
+from tracking import iso6346
 from tracking.access import Principal
 from tracking.alerts import office_of, resolve_for_container
 from tracking.chain import record_event
@@ -47,7 +48,7 @@ def inspect(session: Session, principal: Principal, data: InspectionInput, now: 
         raise InvalidError("A seal number is not valid.", {"seals_applied": [str(exc)]}) from None
     if len({key for key, _, _ in applied}) != len(applied):
         raise InvalidError("A seal is applied twice.", {"seals_applied": ["duplicate seal number"]})
-    container = lock_container(session, data.container.strip().upper())
+    container = lock_container(session, iso6346.normalise(data.container))
     if container is None:
         raise NotFoundError(f"No container {data.container!r} has been declared.")
     status = ContainerStatus(container.status)

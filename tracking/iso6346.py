@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import string
 
-from tracking.rules import normalise_seal
+from tracking.rules import compact
 
 CATEGORIES = frozenset("UJZ")
 """Equipment category identifiers: U freight container, J detachable equipment, Z trailer or chassis."""
@@ -24,7 +24,7 @@ def normalise(number: str) -> str:
 
     Container numbers are written and mistyped like seal numbers, so they normalise the same way.
     """
-    return normalise_seal(number)
+    return compact(number)
 
 
 def check_digit(owner_serial: str) -> int:

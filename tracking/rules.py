@@ -18,18 +18,19 @@ from tracking.vocab import (
 )
 
 
-def normalise_seal(number: str) -> str:
-    """The comparable form of a seal number: upper case, without whitespace or hyphens.
+def compact(text: str) -> str:
+    """Upper case, without whitespace or hyphens: how seal and container numbers are compared.
 
     NFKC first, so full-width characters typed with a Chinese input method count as their ASCII forms; any
     dash (Unicode category Pd) is a hyphen, since numbers copied from documents often carry en dashes.
     """
-    text = unicodedata.normalize("NFKC", number).upper()
-    return "".join(ch for ch in text if not ch.isspace() and unicodedata.category(ch) != "Pd")
+    upper = unicodedata.normalize("NFKC", text).upper()
+    return "".join(ch for ch in upper if not ch.isspace() and unicodedata.category(ch) != "Pd")
 
 
-def _seal_key(number: str) -> str:
-    key = normalise_seal(number)
+def normalise_seal(number: str) -> str:
+    """The comparable form of a seal number (`compact`); ValueError when nothing is left to compare."""
+    key = compact(number)
     if not key:
         raise ValueError(f"seal number {number!r} is blank once spaces and hyphens are removed")
     return key
@@ -85,10 +86,10 @@ def diff_seals(expected: Iterable[str], observed: Iterable[ObservedSeal]) -> Sea
     even for a seal that was not expected, so an unexpected seal read broken gives `seal_broken`, not
     `seal_mismatch`.
     """
-    wanted = {_seal_key(number) for number in expected}
+    wanted = {normalise_seal(number) for number in expected}
     readings: dict[str, SealCondition] = {}
     for seal in observed:
-        key = _seal_key(seal.number)
+        key = normalise_seal(seal.number)
         previous = readings.get(key)
         if previous is None or seal.condition.rank < previous.rank:
             readings[key] = seal.condition

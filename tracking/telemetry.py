@@ -7,23 +7,26 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
-from routing.service import itinerary_path
+from routing.cache import paths
+from routing.service import network_version
 from tracking import iso6346
 from tracking.access import Principal
 from tracking.alerts import raise_alert
 from tracking.chain import record_event
 from tracking.clock import as_utc, rfc3339
-from tracking.corridor import distance_km
+from tracking.corridor import outside
 from tracking.models import Alert, Container, Device, Reading
 from tracking.scope import containers_visible
 from tracking.vocab import UNRESOLVED_ALERT_STATUSES, AlertKind, ContainerStatus, EventType
 
 MAX_READINGS = 1000
+# Core insert of the table: one executemany, without the ORM's per-row bookkeeping.
+READINGS = cast(Table, Reading.__table__)
 FUTURE_TOLERANCE = timedelta(minutes=10)
 DEFAULT_SILENT_AFTER = timedelta(minutes=30)
 _DEVICE = re.compile(r"^[\x21-\x7e]{1,64}$")
@@ -104,16 +107,16 @@ def _validate(raw: Any, now: datetime) -> tuple[dict[str, Any] | None, dict[str,
     }, {}
 
 
-def _unresolved(session: Session, container: Container, kind: AlertKind) -> bool:
-    return (
-        session.scalar(
-            select(Alert.id).where(
-                Alert.container_id == container.id,
+def _unresolved(session: Session, container_ids: Sequence[int], kind: AlertKind) -> set[int]:
+    """Which of the containers have an alert of `kind` still open or acknowledged (raised once per episode)."""
+    return set(
+        session.scalars(
+            select(Alert.container_id).where(
+                Alert.container_id.in_(list(container_ids)),
                 Alert.kind == str(kind),
                 Alert.status.in_([str(s) for s in UNRESOLVED_ALERT_STATUSES]),
             )
         )
-        is not None
     )
 
 
@@ -168,7 +171,7 @@ def ingest(
         stored.append((box, reading))
     if rows:
         # One executemany for the batch, not an ORM object per reading.
-        session.execute(insert(Reading), rows)
+        session.execute(insert(READINGS), rows)
         _touch_devices(session, stored, silent_after)
     rejected.sort(key=lambda r: r["index"])
     return IngestResult(len(rows), rejected, _apply_rules(session, stored, now, corridor_km))
@@ -203,11 +206,10 @@ def _apply_rules(
     session: Session, stored: list[tuple[Container, dict[str, Any]]], now: datetime, corridor_km: float
 ) -> list[Alert]:
     alerts: list[Alert] = []
-    paths: dict[int, list[tuple[float, float]]] = {}
-    tampered: set[int] = set()
-    deviated: set[int] = set()
+    opened = [box.id for box, reading in stored if not reading["sealed"]]
+    tampered = _unresolved(session, opened, AlertKind.ESEAL_TAMPER) if opened else set()
     for box, reading in sorted(stored, key=lambda item: item[1]["time"]):
-        if not reading["sealed"] and box.id not in tampered and not _unresolved(session, box, AlertKind.ESEAL_TAMPER):
+        if not reading["sealed"] and box.id not in tampered:
             tampered.add(box.id)
             box.status = str(ContainerStatus.HELD)
             event = record_event(
@@ -242,29 +244,38 @@ def _apply_rules(
             )
             if alert is not None:
                 alerts.append(alert)
-        if box.id in deviated:
+    by_box: dict[int, list[tuple[Container, dict[str, Any]]]] = {}
+    for box, reading in stored:
+        by_box.setdefault(box.id, []).append((box, reading))
+    version = network_version(session)
+    deviating: list[tuple[Container, dict[str, Any], float]] = []
+    for items in by_box.values():
+        box = items[0][0]
+        items.sort(key=lambda item: item[1]["time"])
+        path = paths.get(session, box.declaration.itinerary, version)
+        distances = outside(path, [(r["lon"], r["lat"]) for _, r in items], corridor_km)
+        first = next(((r, km) for (_, r), km in zip(items, distances, strict=True) if km is not None), None)
+        if first is not None:
+            deviating.append((box, *first))
+    known = _unresolved(session, [box.id for box, _, _ in deviating], AlertKind.CORRIDOR_DEVIATION)
+    for box, reading, off_km in deviating:
+        if box.id in known:
             continue
-        path = paths.get(box.id)
-        if path is None:
-            path = paths[box.id] = itinerary_path(session, box.declaration.itinerary)
-        off_km = distance_km(path, reading["lon"], reading["lat"])
-        if off_km > corridor_km and not _unresolved(session, box, AlertKind.CORRIDOR_DEVIATION):
-            deviated.add(box.id)
-            alert = raise_alert(
-                session,
-                box,
-                AlertKind.CORRIDOR_DEVIATION,
-                node=box.location,
-                now=now,
-                detail={
-                    "device": reading["device"],
-                    "time": rfc3339(reading["time"]),
-                    "position": [reading["lon"], reading["lat"]],
-                    "distance_km": round(off_km, 1),
-                    "corridor_km": corridor_km,
-                },
-                dedupe_key=f"corridor:{rfc3339(reading['time'])}",
-            )
-            if alert is not None:
-                alerts.append(alert)
+        alert = raise_alert(
+            session,
+            box,
+            AlertKind.CORRIDOR_DEVIATION,
+            node=box.location,
+            now=now,
+            detail={
+                "device": reading["device"],
+                "time": rfc3339(reading["time"]),
+                "position": [reading["lon"], reading["lat"]],
+                "distance_km": round(off_km, 1),
+                "corridor_km": corridor_km,
+            },
+            dedupe_key=f"corridor:{rfc3339(reading['time'])}",
+        )
+        if alert is not None:
+            alerts.append(alert)
     return alerts

@@ -13,6 +13,7 @@ from routing.errors import ConflictError, ForbiddenError, InvalidError, NotFound
 from routing.models import Node
 from routing.network import customs_territory
 from routing.vocab import NodeKind
+from tracking import iso6346
 from tracking.access import Principal
 from tracking.alerts import office_of, raise_alert
 from tracking.chain import record_event
@@ -86,7 +87,7 @@ def register_transfer(session: Session, principal: Principal, data: TransferInpu
         raise NotFoundError(f"No node has the code {data.node!r}.")
     if principal.role is Role.OPERATOR and node.code not in principal.nodes:
         raise ForbiddenError(f"The node {node.code} is outside this operator's scope.")
-    container = lock_container(session, data.container.strip().upper())
+    container = lock_container(session, iso6346.normalise(data.container))
     if container is None:
         raise NotFoundError(f"No container {data.container!r} has been declared.")
     status = ContainerStatus(container.status)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import datetime
 
 import pytest
@@ -81,7 +82,7 @@ def test_departure_time_gives_leg_times_and_waits(client: FlaskClient, forwarder
     assert all("depart_at" in leg and "arrive_at" in leg for leg in legs)
     start = datetime.fromisoformat(depart)
     assert datetime.fromisoformat(legs[0]["depart_at"]) >= start
-    for a, b in zip(legs, legs[1:], strict=False):
+    for a, b in itertools.pairwise(legs):
         assert datetime.fromisoformat(b["depart_at"]) >= datetime.fromisoformat(a["arrive_at"])
     total = (datetime.fromisoformat(legs[-1]["arrive_at"]) - start).total_seconds() / 3600
     assert route["duration_h"] == pytest.approx(total, abs=0.05)

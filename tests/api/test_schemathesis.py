@@ -18,11 +18,12 @@ def api_schema(app: Flask) -> Any:
     return schemathesis.openapi.from_wsgi("/api/openapi.json", app)
 
 
-schema = schemathesis.pytest.from_fixture("api_schema")
+# The live stream never ends by design; tests/api/test_live.py and the two-worker test cover it.
+schema = schemathesis.pytest.from_fixture("api_schema").exclude(path="/api/v1/alerts/stream")
 
 
 @schema.parametrize()
-@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 def test_api_honours_its_openapi_contract(case: Any) -> None:
     # Values the schema allows can still be refused by the domain (an unknown node code, a box with min > max):
     # a 422 problem is the contract there; every other check (no 5xx, documented status and content type,

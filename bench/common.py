@@ -1,0 +1,191 @@
+"""Shared set-up for the service benchmarks: fresh databases, a real gunicorn server, keys and declarations."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, make_url, text
+from sqlalchemy.orm import Session
+
+import migrations
+from fixtures import REFERENCE_DIR
+from routing.db import make_engine
+from routing.reference import read_reference
+from routing.service import load_network
+from tracking.iso6346 import check_digit
+
+ADMIN_TOKEN = "bench-admin-token"
+POSTGRES_URL = os.environ.get("RAILSEA_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/railsea_bench")
+RAILSEA = Path(sys.executable).with_name("railsea")
+
+
+def fresh_database(backend: str, workdir: Path) -> str:
+    """A migrated database holding the reference network."""
+    if backend == "spatialite":
+        url = f"sqlite:///{workdir / 'bench.db'}"
+    else:
+        target = make_url(POSTGRES_URL).set(drivername="postgresql+psycopg")
+        admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{target.database}"'))
+        admin.dispose()
+        with create_engine(target, isolation_level="AUTOCOMMIT").connect() as conn:
+            conn.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
+        url = target.render_as_string(hide_password=False)
+    engine = make_engine(url)
+    migrations.upgrade(engine)
+    reference = read_reference(REFERENCE_DIR)
+    with Session(engine) as session:
+        load_network(session, reference.network, reference.node_extras, reference.leg_sources)
+        session.commit()
+    engine.dispose()
+    return url
+
+
+@contextmanager
+def workdir() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="railsea-bench-") as name:
+        yield Path(name)
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        token: str = ADMIN_TOKEN,
+        headers: Mapping[str, str] | None = None,
+    ) -> tuple[int, Any]:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.url + path, data=data, method=method)
+        request.add_header("Authorization", f"Bearer {token}")
+        request.add_header("Connection", "close")
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        for name, value in (headers or {}).items():
+            request.add_header(name, value)
+        try:
+            with urllib.request.urlopen(request, timeout=120) as response:
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as error:
+            with error:
+                return error.code, json.loads(error.read() or b"null")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def server(
+    database_url: str, *, workers: int = 2, threads: int = 4, env: Mapping[str, str] | None = None
+) -> Iterator[Server]:
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            str(RAILSEA),
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--threads",
+            str(threads),
+        ],
+        env={**os.environ, "RAILSEA_DATABASE_URL": database_url, "RAILSEA_ADMIN_TOKEN": ADMIN_TOKEN, **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    running = Server(f"http://127.0.0.1:{port}")
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(running.url + "/api/v1/health", timeout=2):
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the server did not start") from None
+                time.sleep(0.2)
+        yield running
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+def container_number(serial: int, owner: str = "BNCU") -> str:
+    body = f"{owner}{serial:06d}"
+    return f"{body}{check_digit(body)}"
+
+
+def declare(
+    srv: Server, count: int, *, reference: str = "BENCH", itinerary: list[str] | None = None
+) -> tuple[dict[str, str], list[str]]:
+    """Keys for a forwarder, an operator and a supervisor, and `count` declared containers on one itinerary."""
+    itinerary = itinerary or ["HKHKG", "CNNSA", "CNNSA-RLS", "CNGGZ-DLG", "CNCSH"]
+    tokens = {}
+    for role, extra in (
+        ("forwarder", {"party": "BENCH"}),
+        ("operator", {"nodes": itinerary}),
+        ("supervisor", {"offices": ["CN-GUANGZHOU", "HK-CED", "CN-CHANGSHA"]}),
+    ):
+        status, body = srv.call("POST", "/api/v1/keys", {"name": f"bench {role}", "role": role, **extra})
+        assert status == 201, body
+        tokens[role] = body["token"]
+    numbers = [container_number(i) for i in range(1, count + 1)]
+    deadline = (datetime.now(UTC) + timedelta(days=30)).isoformat()
+    for start in range(0, count, 200):
+        chunk = numbers[start : start + 200]
+        status, body = srv.call(
+            "POST",
+            "/api/v1/declarations",
+            {
+                "reference": f"{reference}-{start}",
+                "direction": "import",
+                "origin": itinerary[0],
+                "destination": itinerary[-1],
+                "itinerary": itinerary,
+                "deadline": deadline,
+                "containers": [{"number": n, "seals": [{"number": f"S{n}"}]} for n in chunk],
+            },
+            token=tokens["forwarder"],
+        )
+        assert status == 201, body
+    return tokens, numbers
+
+
+def median_ms(samples: list[float]) -> float:
+    return statistics.median(samples) * 1000
+
+
+def percentile_ms(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
