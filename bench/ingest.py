@@ -59,6 +59,10 @@ def driver_rows(rows: list[dict[str, Any]], ids: dict[str, int]) -> list[tuple[A
 
 
 COLUMNS = "container_id, device, time, lat, lon, sealed, battery_pct, received_at"
+SQLITE_INSERT = (
+    "INSERT INTO readings (container_id, device, time, lat, lon, sealed, battery_pct, received_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 def driver_bulk(url: str, rows: list[tuple[Any, ...]]) -> float:
@@ -72,7 +76,7 @@ def driver_bulk(url: str, rows: list[tuple[Any, ...]]) -> float:
             started = time.perf_counter()
             conn.execute("BEGIN")
             conn.executemany(
-                f"INSERT INTO readings ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                SQLITE_INSERT,
                 [(*r[:2], r[2].isoformat(), *r[3:7], r[7].isoformat()) for r in rows],
             )
             conn.commit()
@@ -120,7 +124,7 @@ def run(backend: str, batches: int) -> float:
 
         engine = make_engine(url)
         with Session(engine) as session:
-            ids = {number: id_ for number, id_ in session.execute(select(Container.number, Container.id))}
+            ids = dict(session.execute(select(Container.number, Container.id)).all())
         engine.dispose()
         assert len(page["items"]) == 200
         rows = driver_rows(all_rows, ids)
