@@ -35,7 +35,7 @@ def index(**filters: Any) -> dict[str, Any]:
     return {"items": [serialise.alert(a) for a in page.items], "next_cursor": page.next_cursor}
 
 
-@blp.route("/alerts/<int(max=2147483647):alert_id>/acknowledge", methods=["POST"])
+@blp.route("/alerts/<int:alert_id>/acknowledge", methods=["POST"])
 @roles(Role.SUPERVISOR, Role.ADMIN)
 @transaction
 @blp.response(200, AlertOut)
@@ -46,7 +46,7 @@ def acknowledge(alert_id: int) -> dict[str, Any]:
     return serialise.alert(alerts.acknowledge(db.session, caller(), alert_id, utcnow()))
 
 
-@blp.route("/alerts/<int(max=2147483647):alert_id>/resolve", methods=["POST"])
+@blp.route("/alerts/<int:alert_id>/resolve", methods=["POST"])
 @roles(Role.SUPERVISOR, Role.ADMIN)
 @transaction
 @blp.arguments(ResolveIn)

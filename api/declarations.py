@@ -75,7 +75,7 @@ def index(limit: int, cursor: str | None) -> dict[str, Any]:
     return {"items": [serialise.declaration(d) for d in page.items], "next_cursor": page.next_cursor}
 
 
-@blp.route("/declarations/<int(max=2147483647):declaration_id>", methods=["GET"])
+@blp.route("/declarations/<int:declaration_id>", methods=["GET"])
 @roles()
 @blp.response(200, DeclarationOut)
 @blp.alt_response(404, response="NOT_FOUND")

@@ -140,7 +140,7 @@ def index(limit: int, cursor: str | None) -> dict[str, Any]:
     return {"items": [_subscription(s) for s in page.items], "next_cursor": page.next_cursor}
 
 
-@blp.route("/subscriptions/<int(max=2147483647):subscription_id>", methods=["GET"])
+@blp.route("/subscriptions/<int:subscription_id>", methods=["GET"])
 @roles(*SUBSCRIBERS)
 @blp.response(200, SubscriptionDetail)
 @blp.alt_response(403, response="FORBIDDEN")
@@ -153,7 +153,7 @@ def show(subscription_id: int) -> dict[str, Any]:
     return {**_subscription(subscription), "deliveries": [_delivery(m) for m in deliveries]}
 
 
-@blp.route("/subscriptions/<int(max=2147483647):subscription_id>", methods=["DELETE"])
+@blp.route("/subscriptions/<int:subscription_id>", methods=["DELETE"])
 @roles(*SUBSCRIBERS)
 @transaction
 @blp.response(204)

@@ -99,39 +99,52 @@ def free_port() -> int:
 
 
 @contextmanager
-def server(
-    database_url: str, *, workers: int = 2, threads: int = 4, env: Mapping[str, str] | None = None
-) -> Iterator[Server]:
+def serve_process(
+    database_url: str,
+    *,
+    workers: int = 2,
+    threads: int = 8,
+    env: Mapping[str, str] | None = None,
+    log: Path | None = None,
+    timeout_s: float = 30.0,
+    admin_token: str = ADMIN_TOKEN,
+) -> Iterator[str]:
+    """`railsea serve` on a free loopback port against `database_url`; yields its base URL once /health answers,
+    and stops it (terminate, then kill, bounded) when the block ends. The server's output goes to `log`."""
     port = free_port()
-    process = subprocess.Popen(
-        [
-            str(RAILSEA),
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            "--threads",
-            str(threads),
-        ],
-        env={**os.environ, "RAILSEA_DATABASE_URL": database_url, "RAILSEA_ADMIN_TOKEN": ADMIN_TOKEN, **(env or {})},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    running = Server(f"http://127.0.0.1:{port}")
+    environment = {
+        **os.environ,
+        "RAILSEA_DATABASE_URL": database_url,
+        "RAILSEA_ADMIN_TOKEN": admin_token,
+        **(env or {}),
+    }
+    command = [
+        str(RAILSEA),
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--threads",
+        str(threads),
+    ]
+    output = log.open("wb") if log else subprocess.DEVNULL
+    process = subprocess.Popen(command, env=environment, stdout=output, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + timeout_s
         while True:
             try:
-                with urllib.request.urlopen(running.url + "/api/v1/health", timeout=2):
+                with urllib.request.urlopen(url + "/api/v1/health", timeout=2):
                     break
             except OSError:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the server did not start") from None
+                    tail = log.read_text(errors="replace")[-3000:] if log else ""
+                    raise RuntimeError(f"railsea serve did not become healthy:\n{tail}") from None
                 time.sleep(0.2)
-        yield running
+        yield url
     finally:
         process.terminate()
         try:
@@ -139,6 +152,16 @@ def server(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=5)
+        if log:
+            output.close()  # type: ignore[union-attr]
+
+
+@contextmanager
+def server(
+    database_url: str, *, workers: int = 2, threads: int = 4, env: Mapping[str, str] | None = None
+) -> Iterator[Server]:
+    with serve_process(database_url, workers=workers, threads=threads, env=env) as url:
+        yield Server(url)
 
 
 def container_number(serial: int, owner: str = "BNCU") -> str:

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
+import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
@@ -16,9 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.common import free_port, serve_process
 from tests.conftest import ADMIN_TOKEN
 
-RAILSEA = Path(sys.executable).with_name("railsea")
+__all__ = ["LiveServer", "free_port", "live_server"]
 
 
 @dataclass(frozen=True)
@@ -49,60 +46,20 @@ class LiveServer:
                 return error.code, json.loads(error.read() or b"null")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def live_server(
     database_url: str, *, workers: int = 2, threads: int = 8, env: Mapping[str, str] | None = None
 ) -> Iterator[LiveServer]:
     """Start `railsea serve` against `database_url`; stop it (bounded) when the block ends."""
-    port = free_port()
-    environment = {
-        **os.environ,
-        "RAILSEA_DATABASE_URL": database_url,
-        "RAILSEA_ADMIN_TOKEN": ADMIN_TOKEN,
-        **(env or {}),
-    }
-    process = subprocess.Popen(
-        [
-            str(RAILSEA),
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            "--threads",
-            str(threads),
-        ],
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    server = LiveServer(f"http://127.0.0.1:{port}")
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(server.url + "/api/v1/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"server did not start: {process.stderr.read().decode()[-2000:]}") from None
-                time.sleep(0.2)
-        yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-        if process.stderr:
-            process.stderr.close()
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        serve_process(
+            database_url,
+            workers=workers,
+            threads=threads,
+            env=env,
+            log=Path(tmp) / "server.log",
+            admin_token=ADMIN_TOKEN,
+        ) as url,
+    ):
+        yield LiveServer(url)

@@ -14,7 +14,7 @@ from routing.models import Node
 from tracking import notify  # noqa: F401 - announces committed alerts to live streams
 from tracking.access import Principal
 from tracking.models import Alert, Container
-from tracking.pagination import Page, paginate
+from tracking.pagination import MAX_ID, Page, paginate
 from tracking.scope import alerts_visible
 from tracking.vocab import AlertKind, AlertStatus, Role
 
@@ -88,6 +88,8 @@ def list_alerts(
 
 
 def _for_update(session: Session, principal: Principal, alert_id: int) -> Alert:
+    if not 0 < alert_id <= MAX_ID:
+        raise NotFoundError(f"No alert {alert_id}.")
     alert = session.scalar(
         select(Alert).where(Alert.id == alert_id, alerts_visible(principal)).with_for_update(of=Alert)
     )

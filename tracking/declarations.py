@@ -19,7 +19,7 @@ from tracking.access import Principal
 from tracking.chain import record_event
 from tracking.clock import as_utc, rfc3339
 from tracking.models import Container, Declaration, DeclarationStop, Party, Seal
-from tracking.pagination import Page, paginate
+from tracking.pagination import MAX_ID, Page, paginate
 from tracking.rules import normalise_seal
 from tracking.scope import declarations_visible
 from tracking.vocab import ContainerStatus, Direction, EventType, Role
@@ -244,6 +244,8 @@ def _store(
 
 
 def get_declaration(session: Session, principal: Principal, declaration_id: int) -> Declaration:
+    if not 0 < declaration_id <= MAX_ID:
+        raise NotFoundError(f"No declaration {declaration_id}.")
     declaration = session.scalar(
         select(Declaration).where(Declaration.id == declaration_id, declarations_visible(principal))
     )

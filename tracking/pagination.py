@@ -13,6 +13,8 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from routing.errors import InvalidError
 
 T = TypeVar("T")
+# Ids are 32-bit on PostgreSQL: a larger one in a path names nothing (404), it must not reach the database.
+MAX_ID = 2**31 - 1
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 

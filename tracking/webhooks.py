@@ -47,7 +47,7 @@ from tracking import jobs
 from tracking.access import Principal
 from tracking.clock import rfc3339, utcnow
 from tracking.models import Alert, ApiKey, Container, Event, OutboxMessage, Subscription
-from tracking.pagination import Page, paginate
+from tracking.pagination import MAX_ID, Page, paginate
 from tracking.vocab import AlertKind, EventType, Role
 
 SECRET_PREFIX = "whsec_"
@@ -68,7 +68,6 @@ MAX_ATTEMPTS = 6
 BACKOFF_BASE = timedelta(seconds=30)
 BACKOFF_MAX = timedelta(hours=1)
 RECENT_DELIVERIES = 20
-MAX_ID = 2**31 - 1
 _MAX_ERROR = 500
 _MAX_READ = 64 * 1024
 _USER_AGENT = "RailSea-Webhooks/1"

@@ -6,13 +6,9 @@ The browser may only talk to the server under test: every other request is abort
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import socket
-import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -26,6 +22,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from playwright.sync_api import Page, Route, expect, sync_playwright
 
+from bench.common import serve_process
 from tests.conftest import ADMIN_TOKEN, TestDatabase
 from tracking.iso6346 import check_digit
 
@@ -83,47 +80,20 @@ class Server:
         return data
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _log_tail(path: Path) -> str:
-    return path.read_text(errors="replace")[-3000:] if path.exists() else ""
-
-
 @pytest.fixture
 def server(app: Flask, database: TestDatabase, tmp_path: Path) -> Iterator[Server]:
     """`railsea serve` (one threaded worker) on the `app` fixture's freshly reset database."""
-    port = _free_port()
-    env = {**os.environ, "RAILSEA_DATABASE_URL": database.url, "RAILSEA_ADMIN_TOKEN": ADMIN_TOKEN}
-    env.pop("RAILSEA_REDIS_URL", None)
-    log = tmp_path / "server.log"
-    command = [str(RAILSEA), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1", "--threads", "8"]
-    with log.open("wb") as output:
-        process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT, cwd=ROOT)
-        try:
-            live = Server(f"http://127.0.0.1:{port}")
-            deadline = time.monotonic() + START_TIMEOUT_S
-            while True:
-                try:
-                    with urllib.request.urlopen(live.url + "/api/v1/health", timeout=2) as response:
-                        if response.status == 200:
-                            break
-                except OSError:
-                    pass
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"railsea serve did not become healthy:\n{_log_tail(log)}", pytrace=False)
-                time.sleep(0.2)
-            yield live
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
+    # Without Redis: the page must get its alerts from the in-process wake-ups.
+    with serve_process(
+        database.url,
+        workers=1,
+        threads=8,
+        env={"RAILSEA_REDIS_URL": ""},
+        log=tmp_path / "server.log",
+        timeout_s=START_TIMEOUT_S,
+        admin_token=ADMIN_TOKEN,
+    ) as url:
+        yield Server(url)
 
 
 # --- the scenario through the API -----------------------------------------------------------------------------------

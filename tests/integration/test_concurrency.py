@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
-import socket
-import subprocess
-import sys
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +16,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
+from bench.common import serve_process
 from tests.conftest import ADMIN_TOKEN, TestDatabase
 from tracking.iso6346 import check_digit
 
@@ -59,44 +55,14 @@ class Server:
         return payload
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def server(app: Flask, database: TestDatabase, tmp_path: Path) -> Iterator[Server]:
     """`railsea serve` with two threaded workers on the freshly reset test database."""
-    port = free_port()
     log = tmp_path / "server.log"
-    env = {**os.environ, "RAILSEA_DATABASE_URL": database.url, "RAILSEA_ADMIN_TOKEN": ADMIN_TOKEN}
-    command = [str(Path(sys.executable).parent / "railsea"), "serve", "--host", "127.0.0.1", "--port", str(port)]
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [*command, "--workers", "2", "--threads", "8"], env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-    try:
-        running = Server(port, log)
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            assert process.poll() is None, f"the server exited early:\n{log.read_text(errors='replace')}"
-            try:
-                if running.call("GET", "/api/v1/health") == (200, {"status": "ok"}):
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, f"no health answer in {STARTUP_SECONDS} s:\n{log.read_text()}"
-            time.sleep(0.2)
-        yield running
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)
+    with serve_process(
+        database.url, workers=2, threads=8, log=log, timeout_s=STARTUP_SECONDS, admin_token=ADMIN_TOKEN
+    ) as url:
+        yield Server(int(url.rsplit(":", 1)[1]), log)
 
 
 def test_simultaneous_transfers_of_one_box_are_decided_one_at_a_time(server: Server) -> None:
