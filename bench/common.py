@@ -66,19 +66,22 @@ def workdir() -> Iterator[Path]:
 
 @dataclass(frozen=True)
 class Server:
+    """A JSON client of a running server; calls go as its admin unless another token is given."""
+
     url: str
+    admin_token: str = ADMIN_TOKEN
 
     def call(
         self,
         method: str,
         path: str,
         body: Any = None,
-        token: str = ADMIN_TOKEN,
+        token: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> tuple[int, Any]:
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(self.url + path, data=data, method=method)
-        request.add_header("Authorization", f"Bearer {token}")
+        request.add_header("Authorization", f"Bearer {token or self.admin_token}")
         request.add_header("Connection", "close")
         if data is not None:
             request.add_header("Content-Type", "application/json")

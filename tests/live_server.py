@@ -2,48 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import tempfile
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from bench.common import free_port, serve_process
+from bench.common import Server, free_port, serve_process
 from tests.conftest import ADMIN_TOKEN
 
 __all__ = ["LiveServer", "free_port", "live_server"]
 
 
-@dataclass(frozen=True)
-class LiveServer:
-    url: str
-
-    def call(
-        self,
-        method: str,
-        path: str,
-        body: Any = None,
-        token: str = ADMIN_TOKEN,
-        headers: Mapping[str, str] | None = None,
-    ) -> tuple[int, Any]:
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.url + path, data=data, method=method)
-        request.add_header("Authorization", f"Bearer {token}")
-        request.add_header("Connection", "close")
-        if data is not None:
-            request.add_header("Content-Type", "application/json")
-        for name, value in (headers or {}).items():
-            request.add_header(name, value)
-        try:
-            with urllib.request.urlopen(request, timeout=60) as response:
-                return response.status, json.loads(response.read() or b"null")
-        except urllib.error.HTTPError as error:
-            with error:
-                return error.code, json.loads(error.read() or b"null")
+LiveServer = Server
 
 
 @contextmanager
@@ -62,4 +32,4 @@ def live_server(
             admin_token=ADMIN_TOKEN,
         ) as url,
     ):
-        yield LiveServer(url)
+        yield Server(url, admin_token=ADMIN_TOKEN)
