@@ -70,6 +70,7 @@
     alerts: new Map(), // id → alert
     lastEventId: 0,
     nodes: new Map(), // code → feature properties
+    offices: [], // the supervisor's customs offices (from /me)
     selected: null, // container number shown in the detail panel
     refreshTimer: null,
     refreshSoon: null,
@@ -814,6 +815,320 @@
     for (const marker of containerMarkers.values()) marker.setRadius(7);
   }
 
+  // --- clearance analytics (supervisors and administrators) ---------------------------------------------------
+  // Hand-drawn SVG charts of `GET /analytics/clearance` for one node over the last four weeks.
+
+  const SVG_NS = "http://www.w3.org/2000/svg";
+  const CLEARANCE_DAYS = 28;
+  const REASONS = {
+    seal_missing: ["Seal missing", "#8e0c1a"],
+    seal_broken: ["Seal broken", "#d62728"],
+    seal_mismatch: ["Seal mismatch", "#f28c28"],
+    route_deviation: ["Route deviation", "#7b4bb3"],
+    unsealed_activity: ["Unsealed activity", "#546e7a"],
+  };
+  const SERIES = [
+    ["dwell_h", "p50", "Dwell p50", "#1f6fd1", null],
+    ["dwell_h", "p90", "Dwell p90", "#1f6fd1", "5 4"],
+    ["clearance_h", "p50", "Clearance p50", "#2a9d4b", null],
+    ["clearance_h", "p90", "Clearance p90", "#2a9d4b", "5 4"],
+  ];
+  const clearanceEls = {
+    panel: $("#clearance-panel"),
+    node: $("#clearance-node"),
+    download: $("#clearance-download"),
+    kpis: $("#clearance-kpis"),
+    charts: $("#clearance-charts"),
+    status: $("#clearance-status"),
+  };
+  let clearanceRequest = 0;
+
+  function s(tag, attrs, ...children) {
+    const el = document.createElementNS(SVG_NS, tag);
+    for (const [key, value] of Object.entries(attrs || {})) {
+      if (value !== null && value !== undefined) el.setAttribute(key, String(value));
+    }
+    for (const child of children.flat()) {
+      if (child === null || child === undefined || child === false) continue;
+      el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return el;
+  }
+
+  function isoDay(date) {
+    return date.toISOString().slice(0, 10);
+  }
+
+  function clearancePeriod() {
+    const end = new Date();
+    const start = new Date(end.getTime() - (CLEARANCE_DAYS - 1) * 86400000);
+    return [isoDay(start), isoDay(end)];
+  }
+
+  function periodDays(from, to) {
+    const days = [];
+    for (let t = Date.parse(`${from}T00:00:00Z`); t <= Date.parse(`${to}T00:00:00Z`); t += 86400000) {
+      days.push(isoDay(new Date(t)));
+    }
+    return days;
+  }
+
+  /** The top of an axis with four grid steps of 1, 2, 2.5 or 5 × 10ⁿ. */
+  function niceMax(value) {
+    if (!(value > 0)) return 1;
+    const raw = value / 4;
+    const power = 10 ** Math.floor(Math.log10(raw));
+    for (const m of [1, 2, 2.5, 5, 10]) if (m * power >= raw) return 4 * m * power;
+    return 40 * power;
+  }
+
+  const dayLabel = (day) => `${Number(day.slice(8, 10))} ${["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug",
+    "Sep", "Oct", "Nov", "Dec"][Number(day.slice(5, 7)) - 1]}`;
+
+  /** A chart frame: axes, grid and day labels; `draw(x, y, band)` adds the marks. */
+  function chartFrame({ title, days, max, unit, format, draw, legend, id }) {
+    const W = 560, H = 220, M = { l: 44, r: 12, t: 24, b: 26 };
+    const iw = W - M.l - M.r, ih = H - M.t - M.b;
+    const band = iw / Math.max(1, days.length);
+    const x = (i) => M.l + i * band;
+    const y = (v) => M.t + ih - (Math.max(0, v) / max) * ih;
+    const svg = s("svg", {
+      class: "chart", id, viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": title, preserveAspectRatio: "xMidYMid meet",
+    }, s("title", {}, title));
+    for (let k = 0; k <= 4; k += 1) {
+      const v = (max * k) / 4;
+      svg.append(
+        s("line", { class: "grid", x1: M.l, x2: W - M.r, y1: y(v), y2: y(v) }),
+        s("text", { class: "tick", x: M.l - 6, y: y(v) + 4, "text-anchor": "end" }, format(v)),
+      );
+    }
+    const every = Math.ceil(days.length / 7);
+    days.forEach((day, i) => {
+      if ((days.length - 1 - i) % every === 0) {
+        svg.append(s("text", { class: "tick", x: x(i) + band / 2, y: H - 8, "text-anchor": "middle" }, dayLabel(day)));
+      }
+    });
+    if (unit) svg.append(s("text", { class: "unit", x: 4, y: 12 }, unit));
+    draw(svg, x, y, band);
+    svg.append(s("line", { class: "axis", x1: M.l, x2: W - M.r, y1: y(0), y2: y(0) }));
+    const keys = legend
+      ? h("ul", { class: "chart-legend" }, legend.map(([name, colour, dash]) => h("li", {},
+        h("span", { class: `key${dash ? " key-dashed" : ""}`, style: `--key:${colour}` }), name)))
+      : null;
+    return h("figure", { class: "chart-card" }, h("figcaption", {}, title), svg, keys);
+  }
+
+  function shareChart(days, byDay) {
+    const parts = [
+      ["Released directly", "#2a9d4b", (f) => f.released_directly],
+      ["Inspected (planned)", "#9fb7d0", (f) => Math.max(0, f.transfers - f.released_directly - f.reinspections)],
+      ["Re-inspected", "#d62728", (f) => f.reinspections],
+    ];
+    return chartFrame({
+      id: "chart-direct-release",
+      title: "Transfers released directly",
+      days, max: 1, unit: "% of transfers", format: (v) => `${Math.round(v * 100)}`,
+      legend: parts.map(([name, colour]) => [name, colour]),
+      draw(svg, x, y, band) {
+        days.forEach((day, i) => {
+          const f = byDay.get(day);
+          const w = Math.max(2, band * 0.72);
+          if (!f || !f.transfers) {
+            svg.append(s("rect", { class: "bar-empty", x: x(i) + (band - w) / 2, y: y(0) - 2, width: w, height: 2 }));
+            return;
+          }
+          let base = 0;
+          const share = f.direct_release_share ?? 0;
+          const tip = `${dayLabel(day)}: ${f.transfers} transfers, ${Math.round(share * 1000) / 10} % released directly, `
+            + `${f.reinspections} re-inspected`;
+          for (const [name, colour, count] of parts) {
+            const part = count(f) / f.transfers;
+            if (!part) continue;
+            svg.append(s("rect", {
+              class: "bar", x: x(i) + (band - w) / 2, y: y(base + part), width: w, height: y(base) - y(base + part),
+              fill: colour,
+            }, s("title", {}, `${tip} · ${name}: ${count(f)}`)));
+            base += part;
+          }
+        });
+      },
+    });
+  }
+
+  function timesChart(days, byDay) {
+    let top = 0;
+    for (const f of byDay.values()) for (const [k, q] of SERIES) top = Math.max(top, f[k][q] ?? 0);
+    const max = niceMax(top);
+    return chartFrame({
+      id: "chart-times",
+      title: "Dwell and clearance time",
+      days, max, unit: "hours", format: (v) => (max < 2 ? v.toFixed(2) : max < 8 ? v.toFixed(1) : String(Math.round(v))),
+      legend: SERIES.map(([, , name, colour, dash]) => [name, colour, dash]),
+      draw(svg, x, y, band) {
+        for (const [key, q, name, colour, dash] of SERIES) {
+          let path = "";
+          let pen = false;
+          const dots = [];
+          days.forEach((day, i) => {
+            const v = byDay.get(day)?.[key]?.[q];
+            if (v === null || v === undefined) { pen = false; return; }
+            const px = x(i) + band / 2, py = y(v);
+            path += `${pen ? "L" : "M"}${px.toFixed(1)},${py.toFixed(1)}`;
+            pen = true;
+            dots.push(s("circle", { class: "dot", cx: px, cy: py, r: 2.6, fill: colour },
+              s("title", {}, `${dayLabel(day)} · ${name}: ${v} h`)));
+          });
+          svg.append(s("path", {
+            class: "line", d: path || "M0,0", stroke: colour, "stroke-dasharray": dash, fill: "none",
+          }), ...dots);
+        }
+      },
+    });
+  }
+
+  function reasonsChart(days, byDay) {
+    let top = 0;
+    for (const f of byDay.values()) top = Math.max(top, f.reinspections || 0);
+    const max = Math.max(4, Math.ceil(niceMax(top) / 4) * 4); // whole numbers on every grid line
+    return chartFrame({
+      id: "chart-reinspections",
+      title: "Re-inspections by reason",
+      days, max, unit: "transfers", format: (v) => (Number.isInteger(v) ? String(v) : v.toFixed(1)),
+      legend: Object.values(REASONS),
+      draw(svg, x, y, band) {
+        days.forEach((day, i) => {
+          const f = byDay.get(day);
+          if (!f) return;
+          const w = Math.max(2, band * 0.72);
+          let base = 0;
+          for (const [reason, [name, colour]] of Object.entries(REASONS)) {
+            const n = f.reinspections_by_reason?.[reason] || 0;
+            if (!n) continue;
+            svg.append(s("rect", {
+              class: "bar", x: x(i) + (band - w) / 2, y: y(base + n), width: w, height: y(base) - y(base + n), fill: colour,
+            }, s("title", {}, `${dayLabel(day)} · ${name}: ${n}`)));
+            base += n;
+          }
+        });
+      },
+    });
+  }
+
+  function kpi(value, labelText, tone) {
+    return h("li", { class: `ckpi${tone ? ` tone-${tone}` : ""}` },
+      h("span", { class: "ckpi-value" }, value), h("span", { class: "ckpi-label" }, labelText));
+  }
+
+  function hours(v) {
+    return v === null || v === undefined ? "—" : `${v < 10 ? v.toFixed(1) : Math.round(v)} h`;
+  }
+
+  function drawClearance(report, node) {
+    const days = periodDays(report.from, report.to);
+    const byDay = new Map(report.items.filter((f) => f.node === node).map((f) => [f.day, f]));
+    const total = report.totals.find((f) => f.node === node);
+    const share = total?.direct_release_share;
+    clearanceEls.kpis.replaceChildren(
+      kpi(String(total?.transfers ?? 0), "transfers"),
+      kpi(share === null || share === undefined ? "—" : `${Math.round(share * 1000) / 10} %`, "released directly", "good"),
+      kpi(String(total?.reinspections ?? 0), total?.transfers
+        ? `re-inspections · ${Math.round((1000 * total.reinspections) / total.transfers) / 10} %` : "re-inspections",
+      total?.reinspections ? (total.reinspections / total.transfers > 0.05 ? "poor" : "fair") : "good"),
+      kpi(hours(total?.dwell_h.p50), "dwell p50"),
+      kpi(hours(total?.clearance_h.p50), "clearance p50"),
+      kpi(hours(total?.clearance_h.p90), "clearance p90"),
+    );
+    if (!total || !total.transfers) {
+      clearanceEls.charts.replaceChildren(h("p", { class: "empty" }, `No transfers at ${node} from ${report.from} to ${report.to}.`));
+      clearanceEls.panel.dataset.charts = "0";
+      return;
+    }
+    clearanceEls.charts.replaceChildren(shareChart(days, byDay), timesChart(days, byDay), reasonsChart(days, byDay));
+    clearanceEls.panel.dataset.charts = String(clearanceEls.charts.querySelectorAll("svg.chart").length);
+  }
+
+  function clearanceQuery(node, extra = "") {
+    const [from, to] = clearancePeriod();
+    return `/analytics/clearance?node=${encodeURIComponent(node)}&from=${from}&to=${to}${extra}`;
+  }
+
+  async function loadClearance() {
+    const node = clearanceEls.node.value;
+    if (!node || !canAct()) return;
+    const request = ++clearanceRequest;
+    clearanceEls.status.textContent = "Loading…";
+    clearanceEls.panel.dataset.state = "loading";
+    try {
+      const report = await api(clearanceQuery(node));
+      if (request !== clearanceRequest) return;
+      drawClearance(report, node);
+      clearanceEls.status.textContent = `${node} · ${nodeName(node) || ""} · ${report.from} to ${report.to} (UTC days)`;
+      clearanceEls.panel.dataset.state = "ready";
+    } catch (error) {
+      if (error.name === "AbortError" || request !== clearanceRequest) return;
+      clearanceEls.charts.replaceChildren(h("p", { class: "form-error" }, `Could not load the figures: ${error.message}`));
+      clearanceEls.status.textContent = "";
+      clearanceEls.panel.dataset.state = "error";
+    }
+  }
+
+  async function downloadClearance() {
+    const node = clearanceEls.node.value;
+    if (!node || !state.token) return;
+    clearanceEls.download.disabled = true;
+    try {
+      const response = await fetch(API + clearanceQuery(node, "&format=csv"), {
+        headers: { Authorization: `Bearer ${state.token}`, Accept: "text/csv" },
+        signal: state.abort?.signal,
+        cache: "no-store",
+      });
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      const blob = await response.blob();
+      const disposition = response.headers.get("Content-Disposition") || "";
+      const name = (/filename="([^"]+)"/.exec(disposition) || [])[1] || "clearance.csv";
+      const url = URL.createObjectURL(blob);
+      const link = h("a", { href: url, download: `${node}-${name}` });
+      document.body.append(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 1000);
+    } catch (error) {
+      if (error.name !== "AbortError") showError(`Could not download the CSV: ${error.message}`);
+    } finally {
+      clearanceEls.download.disabled = false;
+    }
+  }
+
+  async function showClearance(offices) {
+    if (!canAct()) {
+      hideClearance();
+      return;
+    }
+    if (!state.nodes.size) {
+      try { await loadNetwork(); } catch { /* shown by the first load */ }
+    }
+    const scoped = [...state.nodes.values()]
+      .filter((p) => state.role === "admin" || offices.includes(p.customs_office))
+      .sort((a, b) => a.code.localeCompare(b.code));
+    const previous = clearanceEls.node.value;
+    clearanceEls.node.replaceChildren(...scoped.map((p) => h("option", { value: p.code }, `${p.code} · ${p.name}`)));
+    const preferred = [previous, "CNNSA", "CNYTN", scoped[0]?.code].find((c) => c && scoped.some((p) => p.code === c));
+    if (preferred) clearanceEls.node.value = preferred;
+    clearanceEls.panel.hidden = false;
+    loadClearance();
+  }
+
+  function hideClearance() {
+    clearanceRequest += 1;
+    clearanceEls.panel.hidden = true;
+    clearanceEls.charts.replaceChildren();
+    clearanceEls.kpis.replaceChildren();
+    clearanceEls.panel.dataset.charts = "0";
+  }
+
+  clearanceEls.node.addEventListener("change", loadClearance);
+  clearanceEls.download.addEventListener("click", downloadClearance);
+
   // --- session ------------------------------------------------------------------------------------------------
 
   async function detectRole() {
@@ -823,6 +1138,7 @@
     });
     if (!response.ok) return "viewer";
     const me = await response.json();
+    state.offices = me.offices || [];
     return me.role === "admin" || me.role === "supervisor" ? me.role : "viewer";
   }
 
@@ -878,6 +1194,7 @@
     }
     if (session !== state.session) return;
     runStream(session, state.abort.signal);
+    showClearance(state.offices || []);
     if (state.selected) lookup(state.selected, { quiet: true });
   }
 
@@ -902,6 +1219,7 @@
     els.map.dataset.containers = "0";
     for (const el of document.querySelectorAll("[data-kpi]")) el.textContent = "–";
     clearSelection();
+    hideClearance();
     els.signinForm.hidden = false;
     els.whoami.hidden = true;
     setStream("offline", "Signed out");

@@ -29,6 +29,7 @@ from tracking.iso6346 import check_digit
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 DOCS_SCREENSHOT = ROOT / "docs" / "dashboard.png"
+DOCS_CLEARANCE = ROOT / "docs" / "dashboard-clearance.png"
 RAILSEA = Path(sys.executable).with_name("railsea")
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -286,11 +287,24 @@ def test_dashboard_signs_in_maps_streams_alerts_and_shows_a_timeline(server: Ser
                 DOCS_SCREENSHOT.parent.mkdir(exist_ok=True)
                 shutil.copyfile(shot, DOCS_SCREENSHOT)
 
+                # Clearance analytics: the supervisor's charts for Nansha, drawn from the API's figures.
+                clearance = page.locator("#clearance-panel")
+                expect(clearance).to_be_visible()
+                page.locator("#clearance-node").select_option("CNNSA")
+                expect(clearance).to_have_attribute("data-state", "ready", timeout=UI_TIMEOUT_MS)
+                expect(clearance.locator("svg.chart").first).to_be_visible()
+                expect(clearance.locator("svg.chart rect.bar").first).to_be_attached()
+                clearance.scroll_into_view_if_needed()
+                shot = ARTIFACTS / f"dashboard-clearance-{database.backend}.png"
+                clearance.screenshot(path=str(shot))
+                shutil.copyfile(shot, DOCS_CLEARANCE)
+
                 # A forwarder sees its container's alert, read-only.
                 page.get_by_role("button", name="Sign out").click()
                 expect(page.locator("#stream-status")).to_have_attribute("data-state", "offline")
                 expect(page.locator("#alert-list li")).to_have_count(0)
                 sign_in(page, tokens.forwarder, "read-only")
+                expect(page.locator("#clearance-panel")).to_be_hidden()
                 expect(alert_item(page, CONTAINER)).to_contain_text("acknowledged", timeout=UI_TIMEOUT_MS)
                 expect(page.locator("#alert-list button[data-action]")).to_have_count(0)
             finally:
