@@ -377,41 +377,62 @@
         "Timeline and track"));
   }
 
+  // Boxes whose journey under customs control has ended are drawn small and beneath the others, so that weeks of
+  // released boxes piled on their last node do not hide the network and the boxes that still need attention.
+  const FINISHED = new Set(["released", "refused"]);
+  const baseRadius = (status) => (FINISHED.has(status) ? 4.5 : 7);
+  const SELECTED_RADIUS = 10;
+  const STACK_STEP = 0.0017; // degrees per pixel of marker radius, between neighbours of a stack
+
+  function markerRadius(number) {
+    const marker = containerMarkers.get(number);
+    return number === state.selected ? SELECTED_RADIUS : marker?.options.baseRadius ?? 7;
+  }
+
   function drawContainers(items) {
     const reopen = [...containerMarkers].find(([, marker]) => marker.isPopupOpen())?.[0];
     layers.containers.clearLayers();
     containerMarkers.clear();
     const counts = { all: items.length };
     for (const status of Object.keys(STATUSES)) counts[status] = 0;
-    const stacked = new Map(); // how many boxes already sit on a position: spread them in a small ring
-    let drawn = 0;
-    for (const box of items) {
-      counts[box.status] = (counts[box.status] || 0) + 1;
-      if (!box.position || !Array.isArray(box.position.coordinates)) continue;
+    for (const box of items) counts[box.status] = (counts[box.status] || 0) + 1;
+    // Boxes sharing a position spread in a sunflower around it, the ones still under control nearest to it: each
+    // takes room in proportion to its marker's area.
+    const placed = items
+      .filter((box) => box.position && Array.isArray(box.position.coordinates))
+      .map((box, i) => ({ box, i, finished: FINISHED.has(box.status) }))
+      .sort((a, b) => a.finished - b.finished || a.i - b.i);
+    const stacks = new Map(); // position → [markers placed, area taken]
+    const markers = [];
+    for (const { box, finished } of placed) {
       const [lon, lat] = box.position.coordinates;
       const key = `${lon.toFixed(4)},${lat.toFixed(4)}`;
-      const n = stacked.get(key) || 0;
-      stacked.set(key, n + 1);
+      const [n, area] = stacks.get(key) || [0, 0];
+      const radius = baseRadius(box.status);
+      stacks.set(key, [n + 1, area + (radius + 1) ** 2]);
       const angle = n * 2.4;
-      const spread = n === 0 ? 0 : 0.012 * Math.sqrt(n);
+      const spread = n === 0 ? 0 : STACK_STEP * Math.sqrt(area + (radius + 1) ** 2 / 2);
       const [, colour] = STATUSES[box.status] || ["", "#666"];
       const marker = L.circleMarker([lat + spread * Math.sin(angle), lon + spread * Math.cos(angle)], {
         pane: "containers",
-        radius: box.number === state.selected ? 10 : 7,
+        radius: box.number === state.selected ? SELECTED_RADIUS : radius,
+        baseRadius: radius,
         color: "#0b1b2b",
-        weight: 2,
+        weight: finished ? 1.2 : 2,
         fillColor: colour,
-        fillOpacity: 0.95,
+        fillOpacity: finished ? 0.85 : 0.95,
         className: `container-marker status-${box.status}`,
       });
       marker.bindTooltip(`${box.number} · ${label(box.status)}`, { direction: "top", offset: [0, -6] });
       marker.bindPopup(() => containerPopup(box));
-      layers.containers.addLayer(marker);
       containerMarkers.set(box.number, marker);
-      drawn += 1;
+      markers.push(marker);
     }
+    // Finished boxes first, so that the others are drawn over them.
+    for (const marker of markers.reverse()) layers.containers.addLayer(marker);
+    if (state.selected) containerMarkers.get(state.selected)?.bringToFront();
     if (reopen) containerMarkers.get(reopen)?.openPopup();
-    els.map.dataset.containers = String(drawn);
+    els.map.dataset.containers = String(markers.length);
     for (const el of document.querySelectorAll("[data-kpi]")) {
       el.textContent = String(counts[el.dataset.kpi] ?? 0);
     }
@@ -790,7 +811,7 @@
       els.detail.replaceChildren(detailView(box, events.items, alerts));
       els.clearTrack.hidden = false;
       const group = drawTrack(track);
-      for (const [key, marker] of containerMarkers) marker.setRadius(key === number ? 10 : 7);
+      for (const [key, marker] of containerMarkers) marker.setRadius(markerRadius(key));
       containerMarkers.get(number)?.bringToFront();
       if (!quiet || previous !== number) {
         const bounds = group.getBounds();
@@ -812,7 +833,7 @@
     els.detail.replaceChildren();
     els.clearTrack.hidden = true;
     els.map.dataset.track = "0";
-    for (const marker of containerMarkers.values()) marker.setRadius(7);
+    for (const [key, marker] of containerMarkers) marker.setRadius(markerRadius(key));
   }
 
   // --- clearance analytics (supervisors and administrators) ---------------------------------------------------
@@ -966,15 +987,15 @@
       legend: SERIES.map(([, , name, colour, dash]) => [name, colour, dash]),
       draw(svg, x, y, band) {
         for (const [key, q, name, colour, dash] of SERIES) {
+          // A line through the days with figures (a day without a sample is no zero: the line spans it); the dots
+          // mark the days the figures come from.
           let path = "";
-          let pen = false;
           const dots = [];
           days.forEach((day, i) => {
             const v = byDay.get(day)?.[key]?.[q];
-            if (v === null || v === undefined) { pen = false; return; }
+            if (v === null || v === undefined) return;
             const px = x(i) + band / 2, py = y(v);
-            path += `${pen ? "L" : "M"}${px.toFixed(1)},${py.toFixed(1)}`;
-            pen = true;
+            path += `${path ? "L" : "M"}${px.toFixed(1)},${py.toFixed(1)}`;
             dots.push(s("circle", { class: "dot", cx: px, cy: py, r: 2.6, fill: colour },
               s("title", {}, `${dayLabel(day)} · ${name}: ${v} h`)));
           });

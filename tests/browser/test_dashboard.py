@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import sys
 import urllib.error
 import urllib.request
@@ -27,9 +26,7 @@ from tests.conftest import ADMIN_TOKEN, TestDatabase
 from tracking.iso6346 import check_digit
 
 ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts"
-DOCS_SCREENSHOT = ROOT / "docs" / "dashboard.png"
-DOCS_CLEARANCE = ROOT / "docs" / "dashboard-clearance.png"
+ARTIFACTS = ROOT / "test-artifacts"  # git-ignored; the README's screenshots come from scripts/screenshots.py
 RAILSEA = Path(sys.executable).with_name("railsea")
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -282,10 +279,7 @@ def test_dashboard_signs_in_maps_streams_alerts_and_shows_a_timeline(server: Ser
                 page.wait_for_timeout(1200)  # the map's fly-to animation
 
                 ARTIFACTS.mkdir(exist_ok=True)
-                shot = ARTIFACTS / f"dashboard-{database.backend}.png"
-                page.screenshot(path=str(shot))
-                DOCS_SCREENSHOT.parent.mkdir(exist_ok=True)
-                shutil.copyfile(shot, DOCS_SCREENSHOT)
+                page.screenshot(path=str(ARTIFACTS / f"dashboard-{database.backend}.png"))
 
                 # Clearance analytics: the supervisor's charts for Nansha, drawn from the API's figures.
                 clearance = page.locator("#clearance-panel")
@@ -295,9 +289,7 @@ def test_dashboard_signs_in_maps_streams_alerts_and_shows_a_timeline(server: Ser
                 expect(clearance.locator("svg.chart").first).to_be_visible()
                 expect(clearance.locator("svg.chart rect.bar").first).to_be_attached()
                 clearance.scroll_into_view_if_needed()
-                shot = ARTIFACTS / f"dashboard-clearance-{database.backend}.png"
-                clearance.screenshot(path=str(shot))
-                shutil.copyfile(shot, DOCS_CLEARANCE)
+                clearance.screenshot(path=str(ARTIFACTS / f"dashboard-clearance-{database.backend}.png"))
 
                 # A forwarder sees its container's alert, read-only.
                 page.get_by_role("button", name="Sign out").click()
