@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from routing.cache import paths
@@ -20,13 +20,13 @@ from tracking.alerts import raise_alert
 from tracking.chain import record_event
 from tracking.clock import as_utc, rfc3339
 from tracking.corridor import outside
-from tracking.models import Alert, Container, Device, Reading
+from tracking.models import Alert, Container, Declaration, Device, Reading
 from tracking.scope import containers_visible
 from tracking.vocab import UNRESOLVED_ALERT_STATUSES, AlertKind, ContainerStatus, EventType
 
 MAX_READINGS = 1000
-# Core insert of the table: one executemany, without the ORM's per-row bookkeeping.
 READINGS = cast(Table, Reading.__table__)
+DEVICES = cast(Table, Device.__table__)
 FUTURE_TOLERANCE = timedelta(minutes=10)
 DEFAULT_SILENT_AFTER = timedelta(minutes=30)
 _DEVICE = re.compile(r"^[\x21-\x7e]{1,64}$")
@@ -54,10 +54,13 @@ def _time(value: Any, now: datetime, errors: dict[str, list[str]]) -> datetime |
         errors["time"] = ["must be an RFC 3339 time with an offset"]
         return None
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+        moment = datetime.fromisoformat(value)  # RFC 3339, "Z" included
     except ValueError:
-        errors["time"] = ["must be an RFC 3339 time with an offset"]
-        return None
+        try:
+            moment = datetime.fromisoformat(value.replace("z", "+00:00"))
+        except ValueError:
+            errors["time"] = ["must be an RFC 3339 time with an offset"]
+            return None
     if moment.tzinfo is None:
         errors["time"] = ["needs an offset (e.g. Z or +08:00)"]
         return None
@@ -67,18 +70,32 @@ def _time(value: Any, now: datetime, errors: dict[str, list[str]]) -> datetime |
     return as_utc(moment)
 
 
-def _validate(raw: Any, now: datetime) -> tuple[dict[str, Any] | None, dict[str, list[str]]]:
+_FIELDS = frozenset({"device", "container", "time", "lat", "lon", "sealed", "battery_pct"})
+_REQUIRED = ("device", "container", "time", "lat", "lon", "sealed")
+
+
+class _Numbers(dict[str, tuple[str | None, str | None]]):
+    """Container numbers checked once per batch (a batch repeats a few hundred boxes): text → (normalised, error)."""
+
+    def __missing__(self, text: str) -> tuple[str | None, str | None]:
+        problem = iso6346.validation_error(text)
+        result = (None, problem) if problem else (iso6346.normalise(text), None)
+        self[text] = result
+        return result
+
+
+def _validate(raw: Any, now: datetime, numbers: _Numbers) -> tuple[dict[str, Any] | None, dict[str, list[str]]]:
     errors: dict[str, list[str]] = {}
     if not isinstance(raw, Mapping):
         return None, {"_reading": ["must be an object"]}
-    unknown = set(raw) - {"device", "container", "time", "lat", "lon", "sealed", "battery_pct"}
-    for name in sorted(unknown):
-        errors[name] = ["unknown field"]
+    if not _FIELDS.issuperset(raw):
+        for name in sorted(set(raw) - _FIELDS):
+            errors[name] = ["unknown field"]
     device = raw.get("device")
     if not isinstance(device, str) or not _DEVICE.match(device):
         errors["device"] = ["must be 1 to 64 visible characters"]
     number = raw.get("container")
-    problem = iso6346.validation_error(number) if isinstance(number, str) else "must be a container number"
+    normalised, problem = numbers[number] if isinstance(number, str) else (None, "must be a container number")
     if problem:
         errors["container"] = [problem]
     moment = _time(raw.get("time"), now, errors)
@@ -90,15 +107,14 @@ def _validate(raw: Any, now: datetime) -> tuple[dict[str, Any] | None, dict[str,
     battery = raw.get("battery_pct")
     if battery is not None:
         battery = _number(battery, "battery_pct", 0, 100, errors)
-    for name in ("device", "container", "time", "lat", "lon", "sealed"):
-        if name not in raw:
-            errors[name] = ["required"]
     if errors:
+        for name in _REQUIRED:
+            if name not in raw:
+                errors[name] = ["required"]
         return None, errors
-    assert isinstance(number, str)
     return {
         "device": device,
-        "number": iso6346.normalise(number),
+        "number": normalised,
         "time": moment,
         "lat": lat,
         "lon": lon,
@@ -120,6 +136,14 @@ def _unresolved(session: Session, container_ids: Sequence[int], kind: AlertKind)
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Box:
+    """What the rules need of a container a reading names (the ORM object is loaded only to act on it)."""
+
+    id: int
+    itinerary: tuple[str, ...]
+
+
 def ingest(
     session: Session,
     principal: Principal,
@@ -132,135 +156,179 @@ def ingest(
     """Store the valid readings (each bad one is rejected alone, with its index), then apply the alert rules."""
     rejected: list[dict[str, Any]] = []
     valid: list[tuple[int, dict[str, Any]]] = []
+    numbers = _Numbers()
     for index, raw in enumerate(readings):
-        reading, errors = _validate(raw, now)
+        reading, errors = _validate(raw, now, numbers)
         if reading is None:
             rejected.append({"index": index, "errors": errors})
         else:
             valid.append((index, reading))
 
-    numbers = sorted({r["number"] for _, r in valid})
-    containers: dict[str, Container] = {}
-    if numbers:
-        for box in session.scalars(
-            select(Container)
-            .where(Container.number.in_(numbers), Container.is_open, containers_visible(principal))
-            .with_for_update(of=Container)
+    wanted = sorted({r["number"] for _, r in valid})
+    boxes: dict[str, _Box] = {}
+    if wanted:
+        for box_id, number, itinerary in session.execute(
+            select(Container.id, Container.number, Declaration.itinerary)
+            .join(Declaration, Container.declaration_id == Declaration.id)
+            .where(Container.number.in_(wanted), Container.is_open, containers_visible(principal))
         ):
-            containers[box.number] = box
-    rows: list[dict[str, Any]] = []
-    stored: list[tuple[Container, dict[str, Any]]] = []
+            boxes[number] = _Box(box_id, tuple(itinerary))
+    rows: list[tuple[Any, ...]] = []
+    stored: list[tuple[_Box, dict[str, Any]]] = []
     for index, reading in valid:
-        found = containers.get(reading["number"])
+        found = boxes.get(reading["number"])
         if found is None:
             rejected.append({"index": index, "errors": {"container": ["no open declaration in your scope"]}})
             continue
-        box = found
         rows.append(
-            {
-                "container_id": box.id,
-                "device": reading["device"],
-                "time": reading["time"],
-                "lat": reading["lat"],
-                "lon": reading["lon"],
-                "sealed": reading["sealed"],
-                "battery_pct": reading["battery_pct"],
-                "received_at": now,
-            }
+            (
+                found.id,
+                reading["device"],
+                reading["time"],
+                reading["lat"],
+                reading["lon"],
+                reading["sealed"],
+                reading["battery_pct"],
+                now,
+            )
         )
-        stored.append((box, reading))
+        stored.append((found, reading))
     if rows:
-        # One executemany for the batch, not an ORM object per reading.
-        session.execute(insert(READINGS), rows)
+        _insert_readings(session, rows)
         _touch_devices(session, stored, silent_after)
     rejected.sort(key=lambda r: r["index"])
     return IngestResult(len(rows), rejected, _apply_rules(session, stored, now, corridor_km))
 
 
-def _touch_devices(session: Session, stored: list[tuple[Container, dict[str, Any]]], silent_after: timedelta) -> None:
-    latest: dict[str, tuple[Container, datetime]] = {}
+# The hot path of the batch goes to the driver directly (its executemany, or COPY), with the column types' own
+# conversions, because SQLAlchemy's per-row parameter handling costs more than the database's work here.
+_READING_COLUMNS = ("container_id", "device", "time", "lat", "lon", "sealed", "battery_pct", "received_at")
+_COPY_READINGS = "COPY readings (container_id, device, time, lat, lon, sealed, battery_pct, received_at) FROM STDIN"
+_INSERT_READINGS = (
+    "INSERT INTO readings (container_id, device, time, lat, lon, sealed, battery_pct, received_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_DEVICE_COLUMNS = ("id", "container_id", "last_seen_at", "silent_after_s")
+# A device reports for the box it is on now; its last_seen_at never moves back (late readings arrive out of order).
+_UPSERT_DEVICES = (
+    "INSERT INTO devices (id, container_id, last_seen_at, silent_after_s) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (id) DO UPDATE SET container_id = excluded.container_id, last_seen_at = "
+    "CASE WHEN excluded.last_seen_at > devices.last_seen_at THEN excluded.last_seen_at ELSE devices.last_seen_at END"
+)
+
+
+def _executemany(session: Session, table: Table, columns: Sequence[str], sql: str, rows: list[tuple[Any, ...]]) -> None:
+    """`sql` (qmark placeholders) for every row through the driver's executemany, in the session's transaction."""
+    connection = session.connection()
+    dialect = connection.dialect
+    convert = [table.c[name].type.bind_processor(dialect) for name in columns]
+    if any(convert):
+        rows = [tuple(v if f is None or v is None else f(v) for f, v in zip(convert, row, strict=True)) for row in rows]
+    if dialect.paramstyle != "qmark":
+        sql = sql.replace("?", "%s")
+    connection.exec_driver_sql(sql, rows)
+
+
+def _insert_readings(session: Session, rows: list[tuple[Any, ...]]) -> None:
+    """One bulk write in the request's transaction: COPY on PostgreSQL, one executemany on SQLite."""
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        _executemany(session, READINGS, _READING_COLUMNS, _INSERT_READINGS, rows)
+        return
+    driver = connection.connection.driver_connection  # psycopg's connection, inside the same transaction
+    assert driver is not None
+    with driver.cursor() as cursor, cursor.copy(_COPY_READINGS) as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def _touch_devices(session: Session, stored: list[tuple[_Box, dict[str, Any]]], silent_after: timedelta) -> None:
+    """Register unknown devices and move each one's `last_seen_at` forward, as one upsert in device order (so two
+    batches naming the same devices lock them in the same order)."""
+    latest: dict[str, tuple[int, datetime]] = {}
     for box, reading in stored:
         seen = latest.get(reading["device"])
         if seen is None or reading["time"] > seen[1]:
-            latest[reading["device"]] = (box, reading["time"])
-    devices = {d.id: d for d in session.scalars(select(Device).where(Device.id.in_(list(latest))))}
-    for device_id, (box, moment) in latest.items():
-        device = devices.get(device_id)
-        if device is None:
-            session.add(
-                Device(
-                    id=device_id,
-                    container_id=box.id,
-                    last_seen_at=moment,
-                    silent_after_s=int(silent_after.total_seconds()),
-                )
-            )
-        else:
-            device.container_id = box.id
-            if moment > as_utc(device.last_seen_at):
-                device.last_seen_at = moment
-    session.flush()
+            latest[reading["device"]] = (box.id, reading["time"])
+    silent_s = int(silent_after.total_seconds())
+    rows = [(device, box_id, moment, silent_s) for device, (box_id, moment) in sorted(latest.items())]
+    _executemany(session, DEVICES, _DEVICE_COLUMNS, _UPSERT_DEVICES, rows)
+
+
+def _locked(session: Session, ids: Sequence[int]) -> dict[int, Container]:
+    """The containers to act on, locked as a transfer would lock them."""
+    return {
+        box.id: box
+        for box in session.scalars(select(Container).where(Container.id.in_(sorted(ids))).with_for_update(of=Container))
+    }
 
 
 def _apply_rules(
-    session: Session, stored: list[tuple[Container, dict[str, Any]]], now: datetime, corridor_km: float
+    session: Session, stored: list[tuple[_Box, dict[str, Any]]], now: datetime, corridor_km: float
 ) -> list[Alert]:
     alerts: list[Alert] = []
-    opened = [box.id for box, reading in stored if not reading["sealed"]]
+    unsealed = sorted(((f, r) for f, r in stored if not r["sealed"]), key=lambda item: item[1]["time"])
+    opened = sorted({found.id for found, _ in unsealed})
     tampered = _unresolved(session, opened, AlertKind.ESEAL_TAMPER) if opened else set()
-    for box, reading in sorted(stored, key=lambda item: item[1]["time"]):
-        if not reading["sealed"] and box.id not in tampered:
-            tampered.add(box.id)
-            box.status = str(ContainerStatus.HELD)
-            event = record_event(
-                session,
-                box,
-                type=str(EventType.ESEAL_TAMPER),
-                node=None,
-                event_time=reading["time"],
-                recorded_at=now,
-                decision="hold",
-                reasons=[],
-                data={
-                    "device": reading["device"],
-                    "lat": reading["lat"],
-                    "lon": reading["lon"],
-                    "status": box.status,
-                },
-            )
-            alert = raise_alert(
-                session,
-                box,
-                AlertKind.ESEAL_TAMPER,
-                node=box.location,
-                now=now,
-                detail={
-                    "device": reading["device"],
-                    "time": rfc3339(reading["time"]),
-                    "event_id": event.id,
-                    "position": [reading["lon"], reading["lat"]],
-                },
-                dedupe_key=f"tamper:{reading['device']}:{rfc3339(reading['time'])}",
-            )
-            if alert is not None:
-                alerts.append(alert)
-    by_box: dict[int, list[tuple[Container, dict[str, Any]]]] = {}
-    for box, reading in stored:
-        by_box.setdefault(box.id, []).append((box, reading))
-    version = network_version(session)
-    deviating: list[tuple[Container, dict[str, Any], float]] = []
-    for items in by_box.values():
-        box = items[0][0]
-        items.sort(key=lambda item: item[1]["time"])
-        path = paths.get(session, box.declaration.itinerary, version)
-        distances = outside(path, [(r["lon"], r["lat"]) for _, r in items], corridor_km)
-        first = next(((r, km) for (_, r), km in zip(items, distances, strict=True) if km is not None), None)
-        if first is not None:
-            deviating.append((box, *first))
-    known = _unresolved(session, [box.id for box, _, _ in deviating], AlertKind.CORRIDOR_DEVIATION)
-    for box, reading, off_km in deviating:
-        if box.id in known:
+    acting = _locked(session, [i for i in opened if i not in tampered]) if len(tampered) < len(opened) else {}
+    for found, reading in unsealed:
+        box = acting.get(found.id)
+        if box is None or box.id in tampered:
             continue
+        tampered.add(box.id)
+        box.status = str(ContainerStatus.HELD)
+        event = record_event(
+            session,
+            box,
+            type=str(EventType.ESEAL_TAMPER),
+            node=None,
+            event_time=reading["time"],
+            recorded_at=now,
+            decision="hold",
+            reasons=[],
+            data={
+                "device": reading["device"],
+                "lat": reading["lat"],
+                "lon": reading["lon"],
+                "status": box.status,
+            },
+        )
+        alert = raise_alert(
+            session,
+            box,
+            AlertKind.ESEAL_TAMPER,
+            node=box.location,
+            now=now,
+            detail={
+                "device": reading["device"],
+                "time": rfc3339(reading["time"]),
+                "event_id": event.id,
+                "position": [reading["lon"], reading["lat"]],
+            },
+            dedupe_key=f"tamper:{reading['device']}:{rfc3339(reading['time'])}",
+        )
+        if alert is not None:
+            alerts.append(alert)
+
+    # Corridor: one vectorised distance per itinerary for all its boxes' readings, in time order per box.
+    by_itinerary: dict[tuple[str, ...], list[tuple[_Box, dict[str, Any]]]] = {}
+    for found, reading in stored:
+        by_itinerary.setdefault(found.itinerary, []).append((found, reading))
+    version = network_version(session)
+    first_off: dict[int, tuple[dict[str, Any], float]] = {}
+    for itinerary, items in by_itinerary.items():
+        items.sort(key=lambda item: (item[0].id, item[1]["time"]))
+        path = paths.get(session, list(itinerary), version)
+        distances = outside(path, [(r["lon"], r["lat"]) for _, r in items], corridor_km)
+        for (found, reading), km in zip(items, distances, strict=True):
+            if km is not None and found.id not in first_off:
+                first_off[found.id] = (reading, km)
+    if not first_off:
+        return alerts
+    known = _unresolved(session, list(first_off), AlertKind.CORRIDOR_DEVIATION)
+    deviating = _locked(session, [i for i in first_off if i not in known])
+    for box_id, box in sorted(deviating.items()):
+        reading, off_km = first_off[box_id]
         alert = raise_alert(
             session,
             box,
