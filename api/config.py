@@ -13,6 +13,9 @@ class Defaults:
 
     # Unset: a SpatiaLite file in the instance folder.
     DATABASE_URL: str | None = None
+    # Optional PostgreSQL streaming replica: GET requests and route planning read there (writes, the live stream and
+    # jobs stay on the primary). Reads may trail the primary by the replica's replay lag.
+    DATABASE_REPLICA_URL: str | None = None
     # A bootstrap admin bearer token (never stored); create real keys with it.
     ADMIN_TOKEN: str | None = None
     # Set to fan live alerts out across workers through Redis pub/sub.

@@ -28,16 +28,32 @@ class _DatabaseState:
     engine: Engine
     readers: sessionmaker[Session]
     writers: sessionmaker[Session]
+    replica_engine: Engine | None = None
+    replica: sessionmaker[Session] | None = None
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+        if self.replica_engine is not None:
+            self.replica_engine.dispose()
 
 
 class Database:
-    """Binds one engine per app; `db.session` is the request's session, writer for unsafe methods."""
+    """Binds one engine per app; `db.session` is the request's session: a writer for unsafe methods, otherwise a
+    reader, on the read replica when one is configured."""
 
     def init_app(self, app: Flask) -> None:
         url = app.config.get("DATABASE_URL") or f"sqlite:///{app.instance_path}/railsea.db"
         app.config["DATABASE_URL"] = url
         engine = make_engine(url)
-        app.extensions["railsea_db"] = _DatabaseState(engine, session_factory(engine), session_factory(writer(engine)))
+        replica_url = app.config.get("DATABASE_REPLICA_URL")
+        replica = make_engine(replica_url) if replica_url else None
+        app.extensions["railsea_db"] = _DatabaseState(
+            engine,
+            session_factory(engine),
+            session_factory(writer(engine)),
+            replica,
+            session_factory(replica) if replica is not None else None,
+        )
         app.teardown_appcontext(self._close)
 
     @staticmethod
@@ -58,7 +74,8 @@ class Database:
     def session(self) -> Session:
         if "db_session" not in g:
             write = not has_request_context() or (request.method not in SAFE_METHODS and not g.get("db_read_only"))
-            g.db_session = self.new_session(write=write)
+            replica = self._state().replica
+            g.db_session = replica() if replica is not None and not write else self.new_session(write=write)
         session: Session = g.db_session
         return session
 
