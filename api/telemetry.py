@@ -75,7 +75,7 @@ def ingest(data: dict[str, Any]) -> dict[str, Any]:
 @blp.response(200, JobRun)
 @blp.alt_response(404, response="NOT_FOUND")
 def run_job(name: str) -> dict[str, Any]:
-    """Run one periodic job now (admin): overdue, telemetry_silent, dwell, webhooks"""
+    """Run one periodic job now (admin): overdue, telemetry_silent, dwell, webhooks, idempotency"""
     if name not in jobs.JOBS:
         raise NotFound(f"No job {name!r}; jobs: {', '.join(sorted(jobs.JOBS))}.")
     raised = jobs.run(db.session, name, utcnow())

@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 from tracking.evidence import canonical_json
 from tracking.models import IdempotencyRecord
 
-RETENTION = timedelta(hours=48)
+# Long enough that a retry, or a re-run of a spreadsheet import, within a week always replays.
+RETENTION = timedelta(days=7)
 
 
 def request_fingerprint(method: str, path: str, body: Any) -> str:
@@ -38,6 +39,6 @@ def save(session: Session, *, caller: str, key: str, fingerprint: str, status: i
 
 
 def purge(session: Session, now: datetime) -> int:
-    """Forget records older than the retention (48 h, so a retry within a day always replays)."""
+    """Forget records older than the retention (7 days); returns how many were removed."""
     result = session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.created_at < now - RETENTION))
     return int(getattr(result, "rowcount", 0) or 0)

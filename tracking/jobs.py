@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import zlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -12,10 +13,12 @@ from sqlalchemy.orm import Session
 from routing.models import Node
 from tracking.alerts import raise_alert
 from tracking.clock import as_utc, rfc3339
+from tracking.idempotency import RETENTION, purge
 from tracking.models import Container, Declaration, Device
 from tracking.vocab import AlertKind, ContainerStatus
 
 Job = Callable[[Session, datetime], int]
+log = logging.getLogger(__name__)
 
 
 def overdue(session: Session, now: datetime) -> int:
@@ -96,7 +99,20 @@ def dwell(session: Session, now: datetime) -> int:
     return raised
 
 
-JOBS: dict[str, Job] = {"overdue": overdue, "telemetry_silent": telemetry_silent, "dwell": dwell}
+def idempotency(session: Session, now: datetime) -> int:
+    """Forget Idempotency-Key records past their retention (raises no alert)."""
+    removed = purge(session, now)
+    if removed:
+        log.info("forgot %d idempotency records older than %s", removed, RETENTION)
+    return 0
+
+
+JOBS: dict[str, Job] = {
+    "overdue": overdue,
+    "telemetry_silent": telemetry_silent,
+    "dwell": dwell,
+    "idempotency": idempotency,
+}
 
 
 def register(name: str, job: Job) -> None:

@@ -13,7 +13,13 @@ from tracking.clock import utcnow
 
 log = logging.getLogger(__name__)
 
-DEFAULT_INTERVALS_S: dict[str, int] = {"overdue": 60, "telemetry_silent": 60, "dwell": 300, "webhooks": 10}
+DEFAULT_INTERVALS_S: dict[str, int] = {
+    "overdue": 60,
+    "telemetry_silent": 60,
+    "dwell": 300,
+    "webhooks": 10,
+    "idempotency": 3600,
+}
 
 
 def run_once(sessions: Callable[[], Session], name: str) -> int | None:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import func, select, update
 from werkzeug.test import TestResponse
 
+from api.extensions import db
 from tests.api.helpers import (
     DESTINATION,
     Actors,
@@ -30,6 +33,7 @@ from tests.api.helpers import (
     transfer,
 )
 from tests.conftest import bearer, make_key
+from tracking.models import IdempotencyRecord
 
 BOX = container_number(1)
 KEY = {"Idempotency-Key": "scanner-7f3a-0001"}
@@ -216,3 +220,27 @@ def test_a_key_does_not_bypass_authentication(app: Flask, client: FlaskClient, d
     stored = counts(app)
     assert transfer(client, {}, container=BOX, node="HKHKG", headers=KEY).status_code == 401
     assert counts(app) == stored
+
+
+def test_keys_are_remembered_for_a_week_then_forgotten_by_the_idempotency_job(
+    app: Flask, client: FlaskClient, people: Actors, declared: dict
+) -> None:
+    moment = iso(now())
+    first = transfer(client, people.operator, container=BOX, node="CNNSA", event_time=moment, headers=KEY)
+    assert first.status_code == 201, first.get_json()
+    admin = bearer(app.config["ADMIN_TOKEN"])
+    ran = client.post("/api/v1/jobs/idempotency/run", headers=admin)
+    assert ran.get_json() == {"name": "idempotency", "alerts_raised": 0}
+    assert replayed(transfer(client, people.operator, container=BOX, node="CNNSA", event_time=moment, headers=KEY))
+
+    # Eight days later the record is gone: the same key is a new request again.
+    with app.app_context():
+        session = db.new_session()
+        session.execute(update(IdempotencyRecord).values(created_at=now() - timedelta(days=8)))
+        session.commit()
+        session.close()
+    client.post("/api/v1/jobs/idempotency/run", headers=admin)
+    with app.app_context():
+        session = db.new_session(write=False)
+        assert session.scalar(select(func.count()).select_from(IdempotencyRecord)) == 0
+        session.close()
