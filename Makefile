@@ -7,5 +7,10 @@ run:
 test:
 	./scripts/test.sh
 
+# One benchmark each: make bench (route planning), make bench-http, bench-ingest, bench-stream, bench-memory,
+# bench-growth, bench-scaleout. Options: make bench-http ARGS="--backend postgis".
 bench:
-	./scripts/setup.sh run && .venv/bin/python -m bench.routing
+	./scripts/bench.sh routing $(ARGS)
+
+bench-%:
+	./scripts/bench.sh $* $(ARGS)

@@ -21,6 +21,8 @@ NAMING_CONVENTION = {
 # Connections opened through an engine with this execution option start their transactions as writers.
 WRITE_OPTION = "railsea_write"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# PostgreSQL URL query parameter read by `make_engine` (e.g. `?prepare_threshold=none` behind pgbouncer).
+PREPARE_THRESHOLD = "prepare_threshold"
 
 
 class Base(DeclarativeBase):
@@ -66,8 +68,30 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE_OPTION) else "BEGIN")
 
 
+def _prepare_threshold(url: URL) -> tuple[URL, int | None] | None:
+    """The `prepare_threshold` query parameter taken out of a PostgreSQL URL (it is not a libpq parameter), as
+    psycopg wants it: `none` → None (never prepare), a number → an int; None when the URL does not have it."""
+    raw = url.query.get(PREPARE_THRESHOLD)
+    if raw is None:
+        return None
+    value = (raw[-1] if isinstance(raw, tuple) else raw).strip().lower()
+    if value == "none":
+        threshold: int | None = None
+    elif value.lstrip("-").isdigit():
+        threshold = int(value)
+    else:
+        raise ValueError(f"{PREPARE_THRESHOLD} must be 'none' or a number, not {value!r}")
+    return url.difference_update_query([PREPARE_THRESHOLD]), threshold
+
+
 def make_engine(url: str | URL, **kwargs: Any) -> Engine:
-    """An engine for a SpatiaLite file (WAL, busy timeout, mod_spatialite) or for PostgreSQL + PostGIS."""
+    """An engine for a SpatiaLite file (WAL, busy timeout, mod_spatialite) or for PostgreSQL + PostGIS.
+
+    Behind pgbouncer in transaction pooling mode, add `?prepare_threshold=none` to the PostgreSQL URL: psycopg 3
+    otherwise prepares a statement on the server after its fifth execution, and the next transaction may run on a
+    server connection that lacks it, or already has another one of that name (`prepared statement "_pg3_0" does not
+    exist` / `already exists`). A number sets psycopg's threshold instead; note that `0` means "prepare every
+    statement at once", not "never". SQLite URLs are not affected."""
     parsed = normalise_url(url)
     if parsed.get_backend_name() == "sqlite":
         import pysqlite3.dbapi2 as sqlite
@@ -81,6 +105,10 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
+    prepare = _prepare_threshold(parsed)
+    if prepare is not None:
+        parsed, threshold = prepare
+        kwargs["connect_args"] = {**kwargs.get("connect_args", {}), "prepare_threshold": threshold}
     return create_engine(parsed, **kwargs)
 
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set-up shared by `make run` and `make test` on a fresh Debian machine: system packages, the virtual
 # environment with the pinned Python dependencies, and the npm assets the app serves itself.
-# Usage: scripts/setup.sh [run|test]   (test also installs PostgreSQL + PostGIS)
+# Usage: scripts/setup.sh [run|test|bench]   (test also installs PostgreSQL + PostGIS, Redis, chromium; bench also
+# pgbouncer, for the scale-out demonstration)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 purpose=${1:-run}
@@ -14,12 +15,13 @@ need libsqlite3-mod-spatialite python3-venv
 # Node.js and npm may come from elsewhere than Debian's packages: only a missing command asks for them.
 command -v node >/dev/null 2>&1 || need nodejs
 command -v npm >/dev/null 2>&1 || need npm
-if [ "$purpose" = test ]; then
+if [ "$purpose" = test ] || [ "$purpose" = bench ]; then
   pg_major=$(ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -1)
   if [ -z "$pg_major" ]; then need postgresql; pg_major=15; fi
   need "postgresql-${pg_major}-postgis-3" redis-server
   need chromium # the dashboard's browser tests drive Debian's chromium through Playwright (no `playwright install`)
 fi
+if [ "$purpose" = bench ]; then need pgbouncer; fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "==> installing Debian packages: ${missing[*]}"
   as_root apt-get update -qq
