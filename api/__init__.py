@@ -64,6 +64,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         api.register_blueprint(module.blp)
     app.register_blueprint(assets.bp)
     app.register_blueprint(dashboard_bp)
+    # Every process that commits alerts (workers, the scheduler, the CLI) announces them to other processes' streams.
+    stream.announce_alerts(app)
 
     # The delivery job runs without the app (scheduler threads): it reads the settings through this callback.
     webhooks.configure(

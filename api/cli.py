@@ -12,7 +12,6 @@ import click
 from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
 
-import migrations
 from api import create_app
 from api.bulk import import_group
 from api.extensions import db
@@ -35,6 +34,9 @@ def cli() -> None:
 @with_appcontext
 def init_command() -> None:
     """Create or upgrade the schema and load the reference network (idempotent)."""
+    # Imported here: Alembic (with Mako, Pygments) costs ~8 MB, and `railsea serve` workers inherit the CLI's imports.
+    import migrations
+
     migrations.upgrade(db.engine)
     reference = read_reference(REFERENCE_DIR)
     with db.new_session() as session:
@@ -191,6 +193,8 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
                 "timeout": 60,
                 "graceful_timeout": 10,
                 "accesslog": "-",
+                # gunicorn's control socket is one path per user: two servers on a host would share it.
+                "control_socket_disable": True,
             }
             for key, value in settings.items():
                 self.cfg.set(key, value)

@@ -26,10 +26,48 @@ from tracking.scope import alerts_visible
 log = logging.getLogger(__name__)
 blp = Blueprint("stream", __name__, url_prefix="/api/v1", description="Live alerts")
 CHANNEL = "railsea:alerts"
+# Alerts read per database look; a reconnect after a long gap replays its backlog in such batches.
+REPLAY_BATCH = 500
+
+
+class Publisher:
+    """Announces committed alerts on Redis from whichever process commits them: every API worker, whether or not it
+    serves a stream, and the scheduler. The client is made in the process that publishes, never across a fork."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._client: Any = None
+        self._pid = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, alert_ids: list[int]) -> None:
+        try:
+            self._connection().publish(CHANNEL, json.dumps(alert_ids))
+        except Exception:
+            log.exception("publishing to Redis failed; streams find the alerts at their next database look")
+
+    def _connection(self) -> Any:
+        with self._lock:
+            if self._client is None or self._pid != os.getpid():
+                import redis
+
+                self._client = redis.Redis.from_url(self.url)
+                self._pid = os.getpid()
+            return self._client
+
+
+_publishers: dict[str, Publisher] = {}
+
+
+def announce_alerts(app: Flask) -> None:
+    """With `REDIS_URL`, publish every committed alert (one publisher per URL and process, however many apps)."""
+    url = app.config.get("REDIS_URL")
+    if url:
+        notify.subscribe(_publishers.setdefault(url, Publisher(url)))
 
 
 class Broker:
-    """Wakes this process's streams when alerts are committed; with Redis, those of every process."""
+    """Wakes this process's streams when alerts are committed here, and with Redis when any process commits some."""
 
     def __init__(self, redis_url: str | None) -> None:
         self._changed = threading.Condition()
@@ -40,19 +78,13 @@ class Broker:
 
             self._redis = redis.Redis.from_url(redis_url)
             threading.Thread(target=self._listen, name="railsea-alerts-redis", daemon=True).start()
-        notify.subscribe(self.publish)
+        notify.subscribe(self.committed)
 
     @property
     def generation(self) -> int:
         return self._generation
 
-    def publish(self, alert_ids: list[int]) -> None:
-        if self._redis is not None:
-            try:
-                self._redis.publish(CHANNEL, json.dumps(alert_ids))
-                return
-            except Exception:
-                log.exception("publishing to Redis failed")
+    def committed(self, alert_ids: list[int]) -> None:
         self.wake()
 
     def wake(self) -> None:
@@ -96,7 +128,7 @@ def _after(app: Flask, who: Principal, last_id: int) -> list[dict[str, Any]]:
     """Alerts in scope after `last_id`, from a short read transaction (a stream never holds one open)."""
     with db.new_session(write=False, app=app) as session:
         rows = session.scalars(
-            select(Alert).where(Alert.id > last_id, alerts_visible(who)).order_by(Alert.id).limit(500)
+            select(Alert).where(Alert.id > last_id, alerts_visible(who)).order_by(Alert.id).limit(REPLAY_BATCH)
         ).all()
         return [serialise.alert(a) for a in rows]
 
@@ -113,10 +145,12 @@ def _events(app: Flask, who: Principal, last_id: int) -> Iterator[str]:
     next_beat = clock() + keepalive_s
     while True:
         if clock() >= next_look:
-            for alert in _after(app, who, last_id):
+            batch = _after(app, who, last_id)
+            for alert in batch:
                 last_id = alert["id"]
                 yield f"event: alert\nid: {last_id}\ndata: {json.dumps(alert)}\n\n"
-            next_look = clock() + poll_s
+            # A full batch means more are waiting (a replay after a long gap): look again at once, not at the poll.
+            next_look = clock() if len(batch) >= REPLAY_BATCH else clock() + poll_s
         if clock() >= next_beat:
             yield ": keep-alive\n\n"
             next_beat = clock() + keepalive_s

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from datetime import timedelta
@@ -13,9 +14,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
+from api import create_app, stream
 from api.extensions import db
 from tests.api.helpers import Actors, actors, container_number, declare, iso, now, transfer
-from tracking import jobs
+from tests.conftest import ADMIN_TOKEN, TestDatabase
+from tracking import jobs, notify
 from tracking.models import Alert, Reading
 
 NANSHA = (113.67, 22.65)
@@ -205,6 +208,20 @@ def test_the_stream_replays_after_last_event_id_within_scope(client: FlaskClient
     assert read_events(client, people.other_forwarder, 1, timeout=2.0) == []
 
 
+def test_a_replay_longer_than_one_batch_is_sent_whole_without_waiting_for_a_poll(
+    app: Flask, client: FlaskClient, people: Actors, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    numbers = [container_number(n) for n in (1, 2, 3, 4, 5)]
+    containers = [{"number": n, "seals": [{"number": f"S-{n}"}]} for n in numbers]
+    assert declare(client, people.forwarder, containers=containers).status_code == 201
+    for n in numbers:
+        assert transfer(client, people.operator, container=n, node="CNNSA", seals=["WRONG"]).status_code == 201
+    # Batches of two, and no database look for a minute: the backlog must drain batch after batch at once.
+    monkeypatch.setattr(stream, "REPLAY_BATCH", 2)
+    app.config.update(SSE_POLL_S=60)
+    assert [e["container"] for e in read_events(client, people.guangzhou, 5)] == numbers
+
+
 def test_a_new_alert_reaches_an_open_stream(app: Flask, client: FlaskClient, people: Actors, number: str) -> None:
     received: list[list[dict]] = []
     listener = threading.Thread(target=lambda: received.append(read_events(client, people.guangzhou, 1)))
@@ -214,3 +231,33 @@ def test_a_new_alert_reaches_an_open_stream(app: Flask, client: FlaskClient, peo
     assert received
     assert [e["container"] for e in received[0]] == [number]
     assert count(app, Alert) == 1
+
+
+def test_a_worker_that_serves_no_stream_still_announces_its_alerts_on_redis(app: Flask, database: TestDatabase) -> None:
+    """Streams on other workers, instances, or fed by the scheduler's alerts hear of them through Redis at once."""
+    import redis
+
+    url = os.environ.get("RAILSEA_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    listener = redis.Redis.from_url(url).pubsub(ignore_subscribe_messages=True)
+    listener.subscribe(stream.CHANNEL)
+    assert listener.get_message(timeout=5) is None  # the subscription is in place
+    writer = create_app({"TESTING": True, "DATABASE_URL": database.url, "ADMIN_TOKEN": ADMIN_TOKEN, "REDIS_URL": url})
+    try:
+        client = writer.test_client()
+        people = actors(client)
+        box = container_number(1)
+        assert declare(client, people.forwarder).status_code == 201
+        seal_break = transfer(client, people.operator, container=box, node="CNNSA", seals=["NOT-OURS"])
+        alert_id = seal_break.get_json()["alert_id"]
+        assert alert_id is not None
+        heard: list[list[int]] = []
+        deadline = time.monotonic() + 10
+        while [alert_id] not in heard and time.monotonic() < deadline:
+            message = listener.get_message(timeout=1)
+            if message is not None:
+                heard.append(json.loads(message["data"]))
+        assert [alert_id] in heard, heard
+    finally:
+        notify.unsubscribe(stream._publishers.pop(url))
+        writer.extensions["railsea_db"].dispose()
+        listener.close()
