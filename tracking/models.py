@@ -144,7 +144,12 @@ class Event(Base):
     """A state-changing event of a container, and its link in the container's evidence chain."""
 
     __tablename__ = "events"
-    __table_args__ = (UniqueConstraint("container_id", "seq"), Index(None, "container_id", "event_time"))
+    __table_args__ = (
+        UniqueConstraint("container_id", "seq"),
+        Index(None, "container_id", "event_time"),
+        # Clearance analytics: a node's transfers and inspections over a period.
+        Index(None, "node", "event_time"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     container_id: Mapped[int] = mapped_column(ForeignKey("containers.id"))
