@@ -23,7 +23,7 @@ blp = Blueprint("operations", __name__, url_prefix="/api/v1", description="Trans
 @blp.route("/transfers", methods=["POST"])
 @roles(Role.OPERATOR, Role.ADMIN)
 @transaction
-@blp.arguments(TransferIn)
+@blp.arguments(TransferIn())
 @blp.response(201, TransferOut)
 @blp.alt_response(404, response="NOT_FOUND")
 @blp.alt_response(409, response="CONFLICT")
@@ -35,7 +35,7 @@ def transfer(data: dict[str, Any]) -> dict[str, Any]:
     result = register_transfer(db.session, who, TransferInput(**data), utcnow())
     return {
         "id": result.event.id,
-        "container": result.container.number,
+        "container": result.number,
         "node": result.event.node,
         "decision": result.event.decision,
         "reasons": list(result.event.reasons),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import marshmallow as ma
+from flask import Response, jsonify
 from flask_smorest import Blueprint
 from marshmallow import validate
 
@@ -73,12 +74,12 @@ class RoutesOut(ma.Schema):
 
 
 @blp.route("/routes", methods=["POST"])
+@read_only  # first, so that the session authenticating the caller is already a reader
 @roles()
-@read_only
-@blp.arguments(RouteQuery)
+@blp.arguments(RouteQuery())
 @blp.response(200, RoutesOut)
 @blp.alt_response(404, response="NOT_FOUND")
-def plan(query: dict[str, Any]) -> dict[str, Any]:
+def plan(query: dict[str, Any]) -> Response:
     """Plan routes, best first by the objective; each lists its transfers and expected inspections"""
     planner = planners.get(db.session)
     plans = planner.plan(
@@ -90,4 +91,6 @@ def plan(query: dict[str, Any]) -> dict[str, Any]:
         alternatives=query["alternatives"],
         depart_at=query["depart_at"],
     )
-    return {"routes": [p.to_dict() for p in plans]}
+    # `RoutePlan.to_dict` gives RoutesOut's fields, in its order, as JSON values already (rounded floats, strings):
+    # dumping the hundreds of coordinates through the schema again cost more than planning the route.
+    return jsonify({"routes": [p.to_dict() for p in plans]})

@@ -3,12 +3,28 @@
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Sequence
 
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from routing.models import NetworkVersion
 from routing.planner import Planner
 from routing.service import itinerary_path, network_version, snapshot
+
+# Asked on every route request: built once (building the statement costs more than running it).
+_VERSION = select(NetworkVersion.version).where(NetworkVersion.id == 1)
+_KEYS: weakref.WeakKeyDictionary[Engine, str] = weakref.WeakKeyDictionary()
+
+
+def _database(session: Session) -> str:
+    """The key of the session's database in the caches (its URL without the password), computed once per engine."""
+    engine = session.get_bind().engine
+    key = _KEYS.get(engine)
+    if key is None:
+        key = _KEYS[engine] = engine.url.render_as_string(hide_password=True)
+    return key
 
 
 class PlannerCache:
@@ -19,9 +35,9 @@ class PlannerCache:
         self._planners: dict[str, Planner] = {}
 
     def get(self, session: Session) -> Planner:
-        bind = session.get_bind()
-        key = bind.engine.url.render_as_string(hide_password=True)
-        version = network_version(session)
+        key = _database(session)
+        # The version is read in the session's transaction (version bumps are executed statements, never pending).
+        version = session.connection().execute(_VERSION).scalar() or 0
         planner = self._planners.get(key)
         if planner is not None and planner.version == version:
             return planner
@@ -47,7 +63,7 @@ class PathCache:
     def get(self, session: Session, itinerary: Sequence[str], version: int | None = None) -> list[tuple[float, float]]:
         """The itinerary's line; pass the network `version` when asking for many in one transaction."""
         version = network_version(session) if version is None else version
-        key = (session.get_bind().engine.url.render_as_string(hide_password=True), version, tuple(itinerary))
+        key = (_database(session), version, tuple(itinerary))
         path = self._paths.get(key)
         if path is None:
             path = itinerary_path(session, itinerary)

@@ -8,7 +8,7 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from routing.errors import InvalidError
@@ -44,26 +44,33 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def _principal(key: ApiKey) -> Principal:
-    return Principal(
-        role=Role(key.role),
-        name=key.name,
-        key_id=key.id,
-        party=key.party.code if key.party else None,
-        party_id=key.party_id,
-        nodes=frozenset(key.nodes or ()),
-        offices=frozenset(key.offices or ()),
-    )
+# One row per request, read in the request's transaction (so a revocation counts from the next request on): plain
+# columns, no ORM objects to build.
+_KEY_BY_HASH = (
+    select(ApiKey.id, ApiKey.role, ApiKey.name, ApiKey.party_id, Party.code, ApiKey.nodes, ApiKey.offices)
+    .outerjoin(Party, ApiKey.party_id == Party.id)
+    .where(ApiKey.token_hash == bindparam("token_hash"), ApiKey.revoked_at.is_(None))
+)
 
 
 def authenticate(session: Session, token: str, admin_token: str | None = None) -> Principal | None:
     """The principal a bearer token stands for, or None when the token is unknown or revoked."""
-    if admin_token and hmac.compare_digest(hash_token(token), hash_token(admin_token)):
+    token_hash = hash_token(token)
+    if admin_token and hmac.compare_digest(token_hash, hash_token(admin_token)):
         return ADMIN
-    key = session.scalar(select(ApiKey).where(ApiKey.token_hash == hash_token(token)))
-    if key is None or key.revoked_at is not None:
+    row = session.connection().execute(_KEY_BY_HASH, {"token_hash": token_hash}).first()
+    if row is None:
         return None
-    return _principal(key)
+    key_id, role, name, party_id, party, nodes, offices = row
+    return Principal(
+        role=Role(role),
+        name=name,
+        key_id=key_id,
+        party=party,
+        party_id=party_id,
+        nodes=frozenset(nodes or ()),
+        offices=frozenset(offices or ()),
+    )
 
 
 def _codes(values: Iterable[str]) -> list[str]:

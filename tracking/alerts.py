@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from routing.errors import ConflictError, ForbiddenError, NotFoundError
@@ -18,11 +18,19 @@ from tracking.pagination import MAX_ID, Page, paginate
 from tracking.scope import alerts_visible
 from tracking.vocab import AlertKind, AlertStatus, Role
 
+# Built once: asked for every alert a transfer raises (building a statement costs more than running it).
+_OFFICE = select(Node.customs_office).where(Node.code == bindparam("node"))
+_RAISED = select(Alert.id).where(
+    Alert.container_id == bindparam("container_id"),
+    Alert.kind == bindparam("kind"),
+    Alert.dedupe_key == bindparam("key"),
+)
+
 
 def office_of(session: Session, node: str | None) -> str | None:
     if node is None:
         return None
-    return session.scalar(select(Node.customs_office).where(Node.code == node))
+    return session.scalar(_OFFICE, {"node": node})
 
 
 def raise_alert(
@@ -37,11 +45,7 @@ def raise_alert(
     dedupe_key: str,
 ) -> Alert | None:
     """Raise an alert for the supervisors of the node's office; None when this cause was raised already."""
-    existing = session.scalar(
-        select(Alert.id).where(
-            Alert.container_id == container.id, Alert.kind == str(kind), Alert.dedupe_key == dedupe_key
-        )
-    )
+    existing = session.scalar(_RAISED, {"container_id": container.id, "kind": str(kind), "key": dedupe_key})
     if existing is not None:
         return None
     office_node = node or container.location or container.declaration.inspection_node

@@ -2,15 +2,47 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy import insert
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from tracking import webhooks
 from tracking.clock import rfc3339
 from tracking.evidence import entry_hash
 from tracking.models import Container, Event
+
+
+def evidence_record(
+    *,
+    seq: int,
+    number: str,
+    declaration_id: int,
+    type: str,
+    node: str | None,
+    event_time: datetime,
+    recorded_at: datetime,
+    decision: str | None = None,
+    reasons: list[str] | None = None,
+    data: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The record an event's link hashes: everything that was decided, as plain JSON values."""
+    record: dict[str, Any] = {
+        "seq": seq,
+        "container": number,
+        "declaration_id": declaration_id,
+        "type": type,
+        "node": node,
+        "event_time": rfc3339(event_time),
+        "recorded_at": rfc3339(recorded_at),
+    }
+    if decision is not None:
+        record["decision"] = decision
+        record["reasons"] = list(reasons or [])
+    record.update(data or {})
+    return record
 
 
 def record_event(
@@ -27,19 +59,18 @@ def record_event(
 ) -> Event:
     """Store an event and chain it: the record holds everything that was decided, as plain JSON values."""
     seq = container.evidence_length + 1
-    record: dict[str, Any] = {
-        "seq": seq,
-        "container": container.number,
-        "declaration_id": container.declaration_id,
-        "type": type,
-        "node": node,
-        "event_time": rfc3339(event_time),
-        "recorded_at": rfc3339(recorded_at),
-    }
-    if decision is not None:
-        record["decision"] = decision
-        record["reasons"] = list(reasons or [])
-    record.update(data or {})
+    record = evidence_record(
+        seq=seq,
+        number=container.number,
+        declaration_id=container.declaration_id,
+        type=type,
+        node=node,
+        event_time=event_time,
+        recorded_at=recorded_at,
+        decision=decision,
+        reasons=reasons,
+        data=data,
+    )
     prev_hash = container.evidence_head
     digest = entry_hash(prev_hash, record)
     event = Event(
@@ -61,4 +92,71 @@ def record_event(
     container.evidence_length = seq
     session.flush()
     webhooks.enqueue_container_event(session, container, event)
+    return event
+
+
+@dataclass(frozen=True, slots=True)
+class ChainHead:
+    """What linking a new event needs of its container: the caller read it under the container's row lock."""
+
+    container_id: int
+    number: str
+    declaration_id: int
+    evidence_head: str
+    evidence_length: int
+
+
+# Its id comes back by RETURNING on PostgreSQL, from the last row id on SQLite.
+_INSERT_EVENT = insert(Event)
+
+
+def append_event(
+    session: Session,
+    head: ChainHead,
+    *,
+    type: str,
+    node: str | None,
+    event_time: datetime,
+    recorded_at: datetime,
+    decision: str | None = None,
+    reasons: list[str] | None = None,
+    data: dict[str, Any] | None = None,
+) -> Event:
+    """`record_event` in one INSERT, for a caller that holds the container's row but no ORM object of it.
+
+    The caller then stores the new head on the container row (`event.hash`, `event.seq`) in the same transaction,
+    and writes the event's webhook messages (`webhooks.enqueue_container_event`). The event returned is the stored
+    row, detached from the session."""
+    seq = head.evidence_length + 1
+    record = evidence_record(
+        seq=seq,
+        number=head.number,
+        declaration_id=head.declaration_id,
+        type=type,
+        node=node,
+        event_time=event_time,
+        recorded_at=recorded_at,
+        decision=decision,
+        reasons=reasons,
+        data=data,
+    )
+    values: dict[str, Any] = {
+        "container_id": head.container_id,
+        "seq": seq,
+        "type": type,
+        "node": node,
+        "event_time": event_time,
+        "recorded_at": recorded_at,
+        "decision": decision,
+        "reasons": list(reasons or []),
+        "data": dict(data or {}),
+        "record": record,
+        "prev_hash": head.evidence_head,
+        "hash": entry_hash(head.evidence_head, record),
+    }
+    inserted = session.connection().execute(_INSERT_EVENT, values).inserted_primary_key
+    assert inserted is not None
+    values["id"] = inserted[0]
+    event = Event(**values)
+    make_transient_to_detached(event)
     return event

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +13,24 @@ import rfc8785
 GENESIS = ""
 """The `prev_hash` of a chain's first entry."""
 
+_SAFE_INTEGER = 2**53 - 1
+
+
+def _plain(value: Any) -> bool:
+    """True when `value` holds only strings, booleans, nulls, integers of ±(2**53 - 1), lists, tuples and objects
+    with ASCII keys. For these, RFC 8785 and `json.dumps(sort_keys=True)` without spaces give the same bytes (the
+    same string escapes, keys in the same order, integers as digits); anything else takes the reference code."""
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return True
+    if kind is int:
+        return -_SAFE_INTEGER <= value <= _SAFE_INTEGER
+    if kind is dict:
+        return all(type(k) is str and k.isascii() and _plain(v) for k, v in value.items())
+    if kind is list or kind is tuple:
+        return all(_plain(v) for v in value)
+    return False
+
 
 def canonical_json(record: Any) -> bytes:
     """The RFC 8785 (JCS) bytes of a JSON-native value: sorted keys, no whitespace, ECMAScript numbers.
@@ -20,6 +39,12 @@ def canonical_json(record: Any) -> bytes:
     infinities, integers beyond ±(2**53 - 1), non-string keys, and types other than dict, list, tuple, str,
     int, float, bool and None (convert times and decimals to strings first).
     """
+    if _plain(record):
+        # The standard library's C encoder, many times faster than the reference implementation; same bytes.
+        try:
+            return json.dumps(record, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode("utf-8")
+        except UnicodeEncodeError:
+            pass  # a lone surrogate: rfc8785 refuses it with its own error
     return rfc8785.dumps(record)
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
 from tracking.evidence import canonical_json
@@ -14,6 +14,21 @@ from tracking.models import IdempotencyRecord
 
 # Long enough that a retry, or a re-run of a spreadsheet import, within a week always replays.
 RETENTION = timedelta(days=7)
+
+
+class Stored(NamedTuple):
+    """A stored first response: the fingerprint of its request, its status and its body."""
+
+    request_hash: str
+    status: int
+    body: str
+
+
+# Every write with a key looks once and stores once: plain statements, no ORM objects.
+_FIND = select(IdempotencyRecord.request_hash, IdempotencyRecord.status, IdempotencyRecord.body).where(
+    IdempotencyRecord.caller == bindparam("caller"), IdempotencyRecord.key == bindparam("key")
+)
+_SAVE = insert(IdempotencyRecord)
 
 
 def request_fingerprint(method: str, path: str, body: Any) -> str:
@@ -25,17 +40,17 @@ def request_fingerprint(method: str, path: str, body: Any) -> str:
     return hashlib.sha256(f"{method} {path}\n".encode() + payload).hexdigest()
 
 
-def find(session: Session, caller: str, key: str) -> IdempotencyRecord | None:
-    return session.scalar(
-        select(IdempotencyRecord).where(IdempotencyRecord.caller == caller, IdempotencyRecord.key == key)
-    )
+def find(session: Session, caller: str, key: str) -> Stored | None:
+    row = session.connection().execute(_FIND, {"caller": caller, "key": key}).first()
+    return None if row is None else Stored(*row)
 
 
 def save(session: Session, *, caller: str, key: str, fingerprint: str, status: int, body: str, now: datetime) -> None:
-    session.add(
-        IdempotencyRecord(caller=caller, key=key, request_hash=fingerprint, status=status, body=body, created_at=now)
+    """Store the response in the caller's transaction; a parallel first use of the key fails it (IntegrityError)."""
+    session.connection().execute(
+        _SAVE,
+        {"caller": caller, "key": key, "request_hash": fingerprint, "status": status, "body": body, "created_at": now},
     )
-    session.flush()
 
 
 def purge(session: Session, now: datetime) -> int:

@@ -6,19 +6,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, exists, select, update
 from sqlalchemy.orm import Session
 
 from routing.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
 from routing.models import Node
 from routing.network import customs_territory
 from routing.vocab import NodeKind
-from tracking import iso6346
+from tracking import iso6346, webhooks
 from tracking.access import Principal
 from tracking.alerts import office_of, raise_alert
-from tracking.chain import record_event
+from tracking.chain import ChainHead, append_event
 from tracking.clock import as_utc
-from tracking.models import Alert, Container, Event
+from tracking.models import Alert, Container, Declaration, Event, Seal, Subscription
 from tracking.rules import ObservedSeal, TransferContext, decide_transfer, normalise_seal
 from tracking.vocab import HOLDING_STATUSES, Activity, ContainerStatus, EventType, Role, SealCondition
 
@@ -40,7 +40,9 @@ class TransferInput:
 @dataclass(frozen=True, slots=True)
 class TransferResult:
     event: Event
-    container: Container
+    """The stored event (detached from the session)."""
+    number: str
+    """The container's number."""
     alert: Alert | None
 
 
@@ -71,8 +73,70 @@ def first_seaport_of_entry(session: Session, itinerary: Sequence[str], territory
     return None
 
 
+# The container's row, locked for the transaction (a row lock on PostgreSQL; on SQLite the writer transaction holds
+# the database lock already), with what the rule needs of its declaration, whether the node exists and whether any
+# webhook subscription exists. Statements are built once: building one costs more than running it.
+_CURRENT = (
+    select(Container.id)
+    .where(Container.number == bindparam("number"))
+    .order_by(Container.is_open.desc(), Container.id.desc())
+    .limit(1)
+    .scalar_subquery()
+)
+_STATE = (
+    select(
+        Container.id,
+        Container.number,
+        Container.declaration_id,
+        Container.status,
+        Container.port_quarantine,
+        Container.quarantine_cleared,
+        Container.location,
+        Container.last_event_time,
+        Container.evidence_head,
+        Container.evidence_length,
+        Declaration.itinerary,
+        Declaration.inspection_node,
+        Declaration.destination,
+        select(Node.code).where(Node.code == bindparam("node")).scalar_subquery().label("node_code"),
+        exists().where(Subscription.deleted_at.is_(None)).label("subscribed"),
+    )
+    .join(Declaration, Declaration.id == Container.declaration_id)
+    .where(Container.id == _CURRENT)
+    .with_for_update(of=Container)
+)
+# The expected seals are read once the row is locked: under PostgreSQL's READ COMMITTED, a statement that waited for
+# the lock still sees the rows of other tables as they were when it started, so a seal change committed meanwhile
+# (an inspection) would be missed in a join. A SQLite transaction reads one snapshot throughout, and its writer holds
+# the database: there the seals come in the same statement, one row per seal.
+_EXPECTED_SEALS = (
+    select(Seal.normalised).where(Seal.container_id == bindparam("container_id"), Seal.expected).order_by(Seal.id)
+)
+_STATE_AND_SEALS = (
+    _STATE.add_columns(Seal.normalised.label("seal"))
+    .outerjoin(Seal, (Seal.container_id == Container.id) & Seal.expected)
+    .order_by(Seal.id)
+)
+_NODE = select(Node.code).where(Node.code == bindparam("node"))
+_UPDATE = (
+    update(Container)
+    .where(Container.id == bindparam("container_id"))
+    .values(
+        status=bindparam("new_status"),
+        location=bindparam("new_location"),
+        last_event_time=bindparam("new_last_event_time"),
+        evidence_head=bindparam("new_head"),
+        evidence_length=bindparam("new_length"),
+    )
+)
+_UPDATE_MOVED = _UPDATE.values(located_since=bindparam("new_located_since"))
+
+
 def register_transfer(session: Session, principal: Principal, data: TransferInput, now: datetime) -> TransferResult:
-    """Decide a transfer as DESIGN.md §1 says and apply it; late events are kept in the timeline by event_time."""
+    """Decide a transfer as DESIGN.md §1 says and apply it; late events are kept in the timeline by event_time.
+
+    Plain statements on the hot path (ORM objects only for an alert or a webhook message); the session's pending
+    changes are flushed first and its copy of the container, if any, is expired after the update."""
     event_time = as_utc(data.event_time)
     if event_time > now + FUTURE_TOLERANCE:
         raise InvalidError(
@@ -82,51 +146,56 @@ def register_transfer(session: Session, principal: Principal, data: TransferInpu
         observed = [ObservedSeal(normalise_seal(n), SealCondition(c)) for n, c in data.seals]
     except ValueError as exc:
         raise InvalidError("A seal reading is not valid.", {"seals": [str(exc)]}) from None
-    node = session.scalar(select(Node).where(Node.code == data.node))
-    if node is None:
+    session.flush()
+    conn = session.connection()
+    params = {"number": iso6346.normalise(data.container), "node": data.node}
+    one_snapshot = conn.dialect.name == "sqlite"
+    rows = conn.execute(_STATE_AND_SEALS if one_snapshot else _STATE, params).all()
+    state = rows[0] if rows else None
+    known_node = state.node_code if state is not None else conn.execute(_NODE, {"node": data.node}).scalar()
+    if known_node is None:
         raise NotFoundError(f"No node has the code {data.node!r}.")
-    if principal.role is Role.OPERATOR and node.code not in principal.nodes:
-        raise ForbiddenError(f"The node {node.code} is outside this operator's scope.")
-    container = lock_container(session, iso6346.normalise(data.container))
-    if container is None:
+    if principal.role is Role.OPERATOR and known_node not in principal.nodes:
+        raise ForbiddenError(f"The node {known_node} is outside this operator's scope.")
+    if state is None:
         raise NotFoundError(f"No container {data.container!r} has been declared.")
-    status = ContainerStatus(container.status)
+    status = ContainerStatus(state.status)
     if status.is_final:
-        raise ConflictError(f"Container {container.number} is {status}, not in transit.")
+        raise ConflictError(f"Container {state.number} is {status}, not in transit.")
+    node_code: str = known_node
 
-    declaration = container.declaration
     entry_port = (
-        first_seaport_of_entry(
-            session, declaration.itinerary, customs_territory(office_of(session, declaration.destination) or "")
-        )
-        if container.port_quarantine
+        first_seaport_of_entry(session, state.itinerary, customs_territory(office_of(session, state.destination) or ""))
+        if state.port_quarantine
         else None
     )
     context = TransferContext(
         activity=Activity(data.activity),
-        on_itinerary=node.code in declaration.itinerary,
-        at_inspection_node=node.code == declaration.inspection_node,
+        on_itinerary=node_code in state.itinerary,
+        at_inspection_node=node_code == state.inspection_node,
         held=status in HOLDING_STATUSES,
-        port_quarantine=container.port_quarantine,
-        first_seaport_of_entry=node.code == entry_port,
-        quarantine_cleared=container.quarantine_cleared,
+        port_quarantine=state.port_quarantine,
+        first_seaport_of_entry=node_code == entry_port,
+        quarantine_cleared=state.quarantine_cleared,
     )
-    expected = [s.normalised for s in container.seals if s.expected]
+    if one_snapshot:
+        expected = [row.seal for row in rows if row.seal is not None]
+    else:
+        expected = list(conn.execute(_EXPECTED_SEALS, {"container_id": state.id}).scalars())
     decision = decide_transfer(expected, observed, context)
 
-    container.status = str(decision.status)
-    is_latest = container.last_event_time is None or event_time >= as_utc(container.last_event_time)
-    if is_latest:
-        if container.location != node.code:
-            container.located_since = event_time
-        container.location = node.code
-        container.last_event_time = event_time
+    new_status = str(decision.status)
+    location, located_since, last_event_time = state.location, None, state.last_event_time
+    if last_event_time is None or event_time >= as_utc(last_event_time):
+        location, last_event_time = node_code, event_time
+        if state.location != node_code:
+            located_since = event_time
     reasons = [str(r) for r in decision.reasons]
-    event = record_event(
+    event = append_event(
         session,
-        container,
+        ChainHead(state.id, state.number, state.declaration_id, state.evidence_head, state.evidence_length),
         type=str(EventType.TRANSFER),
-        node=node.code,
+        node=node_code,
         event_time=event_time,
         recorded_at=now,
         decision=str(decision.decision),
@@ -137,17 +206,41 @@ def register_transfer(session: Session, principal: Principal, data: TransferInpu
             "to_mode": data.to_mode,
             "vehicle": data.vehicle,
             "seals": [{"number": s.number, "condition": str(s.condition)} for s in observed],
-            "status": container.status,
+            "status": new_status,
             "recorded_by": principal.name,
         },
     )
+    update_values = {
+        "container_id": state.id,
+        "new_status": new_status,
+        "new_location": location,
+        "new_last_event_time": last_event_time,
+        "new_head": event.hash,
+        "new_length": event.seq,
+    }
+    if located_since is None:
+        conn.execute(_UPDATE, update_values)
+    else:
+        conn.execute(_UPDATE_MOVED, {**update_values, "new_located_since": located_since})
+
+    container: Container | None = None
+    if state.subscribed or decision.alert_kind is not None:
+        container = session.get_one(Container, state.id, populate_existing=True)
+    else:
+        stale = session.identity_map.get(Session.identity_key(Container, state.id))
+        if stale is not None:
+            session.expire(stale)
+    if state.subscribed:
+        assert container is not None
+        webhooks.enqueue_container_event(session, container, event)
     alert = None
     if decision.alert_kind is not None:
+        assert container is not None
         alert = raise_alert(
             session,
             container,
             decision.alert_kind,
-            node=node.code,
+            node=node_code,
             now=now,
             reasons=reasons,
             detail={
@@ -159,4 +252,4 @@ def register_transfer(session: Session, principal: Principal, data: TransferInpu
             },
             dedupe_key=f"event:{event.id}",
         )
-    return TransferResult(event, container, alert)
+    return TransferResult(event, state.number, alert)

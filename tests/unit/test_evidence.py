@@ -9,6 +9,8 @@ import math
 
 import pytest
 import rfc8785
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tracking.evidence import (
     GENESIS,
@@ -213,3 +215,26 @@ def test_missing_fields_are_invalid():
     entries = [e.as_dict() for e in build_chain(RECORDS)]
     del entries[2]["prev_hash"]
     assert verify_chain(entries).first_bad_index == 2
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**60), 2**60)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(st.characters(codec="utf-8")),
+    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=8), children, max_size=5),
+    max_leaves=20,
+)
+
+
+@given(json_values)
+def test_the_fast_path_gives_the_reference_bytes_or_the_reference_error(value):
+    """canonical_json takes the standard library's encoder for plain values: the bytes must be RFC 8785's."""
+    try:
+        expected = rfc8785.dumps(value)
+    except Exception as error:
+        with pytest.raises(type(error)):
+            canonical_json(value)
+    else:
+        assert canonical_json(value) == expected
