@@ -170,8 +170,9 @@ def main() -> None:
         f"telemetry ingest: {args.batches} batches × 1,000 readings; endpoint = POST /api/v1/telemetry on gunicorn "
         "(2 workers), driver = executemany / COPY of the same rows"
     )
-    for backend in args.backend or ["spatialite", "postgis"]:
-        run(backend, args.batches)
+    ratios = [run(backend, args.batches) for backend in args.backend or ["spatialite", "postgis"]]
+    if min(ratios) < TARGET:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":
