@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from itertools import count, pairwise
-from typing import Any
-
-import networkx as nx
+from typing import TYPE_CHECKING, Any
 
 from routing.errors import InvalidError, NotFoundError
-from routing.network import LegInfo, Network, NodeInfo
+from routing.network import Departure, LegInfo, Network, NodeInfo
 from routing.vocab import Mode, Objective
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 MAX_ALTERNATIVES = 5
 
@@ -177,6 +178,19 @@ def _weekly_us(leg: LegInfo) -> tuple[int, ...]:
     return tuple(sorted(d.minute_of_week * _MINUTE_US for d in leg.departures))
 
 
+def _timetables(legs: Sequence[LegInfo]) -> list[tuple[int, ...] | None]:
+    """`_weekly_us(leg) or None` for each leg, with equal timetables and equal departure times shared."""
+    tables: dict[tuple[Departure, ...], tuple[int, ...] | None] = {}
+    moments: dict[Departure, int] = {}
+    found = []
+    for leg in legs:
+        key = tuple(leg.departures)
+        if key not in tables:
+            tables[key] = tuple(sorted(moments.setdefault(d, d.minute_of_week * _MINUTE_US) for d in key)) or None
+        found.append(tables[key])
+    return found
+
+
 def _next_departure(ready: int, week_offset: int, departures: tuple[int, ...]) -> int:
     """The first weekly departure at or after `ready` (µs since the plan's start; the start is `week_offset` into
     its UTC week), wrapping from Sunday to Monday."""
@@ -198,7 +212,9 @@ class _Metric:
     scale: float  # converts those bounds (hours, CNY, kg) into this metric's units
     entry: float  # weight of entering another customs territory (inspections only); waived at the destination
     timed: bool
-    reverse: list[list[tuple[int, Any, int]]] | None = None  # (source state, weight, leg) by target state
+    weights: list[Any]  # by leg index
+    # Weights of the arcs by target state, in the order of `Planner._reversed` (built on first use).
+    reverse: list[list[Any]] | None = None
 
 
 @dataclass(slots=True)
@@ -307,53 +323,64 @@ def _gap(value: float) -> float:
     return value if value == value else 0.0  # NaN (∞ − ∞) says nothing
 
 
+def _check(network: Network) -> None:
+    """Refuse figures the searches cannot handle: negative weights (shortest paths need them non-negative) and legs
+    between unknown nodes."""
+    for info in network.nodes.values():
+        if min(info.handling_h, info.handling_cost_per_teu) < 0:
+            raise ValueError(f"node {info.code} has a negative handling figure")
+    for leg in network.legs:
+        if min(leg.duration_h, leg.cost_per_teu, leg.co2_kg_per_teu) < 0:
+            raise ValueError(f"leg {leg.id} has a negative figure")
+        for code in (leg.origin, leg.destination):
+            if code not in network.nodes:
+                raise ValueError(f"leg {leg.id} refers to unknown node {code}")
+
+
 class Planner:
     """Plans routes on one network version: build once, then query many times, from any thread. It holds no
     per-query state; each objective's weighted arcs and landmark tables are built on first use and kept.
 
-    The model is a mode-expanded networkx graph (`graph`): a vertex per (node code, mode) platform, an edge per leg
-    between platforms of its mode and transfer edges between the platforms of one node carrying that node's handling
-    time and cost. Searches run on integer arrays compiled from it, over states (platform, entered-from-another-
-    territory) so that a node counts once as an inspection even when it is both a border entry and a seal-breaking
-    transfer; a transfer edge is always taken together with the leg after it, so a path never changes mode twice
-    in a row.
+    The model is a mode-expanded graph: a vertex per (node code, mode) platform, an edge per leg between platforms
+    of its mode and transfer edges between the platforms of one node carrying that node's handling time and cost
+    (`graph` gives it as a networkx graph, built when asked for). Searches run on integer arrays compiled straight
+    from the network, over states (platform, entered-from-another-territory) so that a node counts once as an
+    inspection even when it is both a border entry and a seal-breaking transfer; a transfer edge is always taken
+    together with the leg after it, so a path never changes mode twice in a row.
     """
 
     def __init__(self, network: Network) -> None:
         self.network = network
         self.version = network.version
+        _check(network)
         with _bulk():
-            self.graph = self._build_graph(network)
             self._compile()
+        self._graph: nx.MultiDiGraph | None = None
+        self._reverse: list[list[tuple[int, int]]] | None = None
         self._metrics: dict[tuple[Objective, bool], _Metric] = {}
         self._marks: dict[str, _Landmarks] = {}
         self._mode_blocks: dict[frozenset[Mode], dict[int, float]] = {}
 
     # ---------------------------------------------------------------- building
 
+    @property
+    def graph(self) -> nx.MultiDiGraph:
+        """The mode-expanded networkx graph (for inspection and benchmarks; searches never read it): built on first
+        use and then kept, with platforms and edges in the order the search arrays number them."""
+        if self._graph is None:
+            self._graph = self._build_graph(self.network)
+        return self._graph
+
     @staticmethod
     def _build_graph(network: Network) -> nx.MultiDiGraph:
+        import networkx as nx
+
         graph = nx.MultiDiGraph(version=network.version)
-        for info in network.nodes.values():
-            if min(info.handling_h, info.handling_cost_per_teu) < 0:
-                raise ValueError(f"node {info.code} has a negative handling figure")
-        edges = []
-        for index, leg in enumerate(network.legs):
-            # Shortest-path searches are only correct on non-negative weights.
-            if min(leg.duration_h, leg.cost_per_teu, leg.co2_kg_per_teu) < 0:
-                raise ValueError(f"leg {leg.id} has a negative figure")
-            for code in (leg.origin, leg.destination):
-                if code not in network.nodes:
-                    raise ValueError(f"leg {leg.id} refers to unknown node {code}")
-            if leg.origin != leg.destination:
-                edges.append(
-                    (
-                        (leg.origin, leg.mode),
-                        (leg.destination, leg.mode),
-                        leg.id,
-                        {"kind": "leg", "leg": leg, "index": index},
-                    )
-                )
+        edges = [
+            ((leg.origin, leg.mode), (leg.destination, leg.mode), leg.id, {"kind": "leg", "leg": leg, "index": index})
+            for index, leg in enumerate(network.legs)
+            if leg.origin != leg.destination
+        ]
         graph.add_edges_from(edges)
         by_node: dict[str, list[tuple[str, Mode]]] = {}
         for platform, data in graph.nodes(data=True):
@@ -373,8 +400,13 @@ class Planner:
         return graph
 
     def _compile(self) -> None:
-        """Integer arrays for the searches, derived from `graph` in one pass over its edges."""
-        graph = self.graph
+        """Integer arrays for the searches, in one pass over the legs.
+
+        Platforms are numbered in order of first appearance along the legs (origin, then destination); a platform's
+        legs are grouped by target platform in order of first appearance, and a repeated leg id keeps its first
+        place and its last leg: the order of `graph`'s vertices and edges, so ties between equal routes are broken
+        the same way.
+        """
         self._codes = list(self.network.nodes)
         self._index = {code: i for i, code in enumerate(self._codes)}
         self._infos: list[NodeInfo] = [self.network.nodes[c] for c in self._codes]
@@ -384,40 +416,59 @@ class Planner:
         territory = [info.territory for info in self._infos]
         crosses = [territory[a] != territory[b] for a, b in zip(self._leg_from, self._leg_to, strict=True)]
 
-        legs_out: dict[tuple[str, Mode], list[int]] = {platform: [] for platform in graph.nodes}
-        transfers_out: dict[tuple[str, Mode], list[tuple[str, Mode]]] = {platform: [] for platform in graph.nodes}
-        entered: set[tuple[str, Mode]] = set()
-        for u, v, data in graph.edges(data=True):
-            if data["kind"] == "leg":
-                legs_out[u].append(data["index"])
-                if crosses[data["index"]]:
-                    entered.add(v)
-            else:
-                transfers_out[u].append(v)
+        platform_of: dict[tuple[int, Mode], int] = {}
+        platform_node: list[int] = []
+        # out[platform][target platform][leg id] = leg index
+        out: list[dict[int, dict[int, int]]] = []
+        for i, leg in enumerate(self._legs):
+            if leg.origin == leg.destination:
+                continue
+            ends = []
+            for x in (self._leg_from[i], self._leg_to[i]):
+                platform = platform_of.setdefault((x, leg.mode), len(platform_of))
+                if platform == len(out):
+                    out.append({})
+                    platform_node.append(x)
+                ends.append(platform)
+            out[ends[0]].setdefault(ends[1], {})[leg.id] = i
+        entered = [False] * len(out)
+        for targets in out:
+            for v, legs in targets.items():
+                if not entered[v] and any(crosses[i] for i in legs.values()):
+                    entered[v] = True
 
         # States: each platform once, and again as "entered from another territory" where some leg does that.
-        state_of: dict[tuple[tuple[str, Mode], bool], int] = {}
-        for platform in graph.nodes:
-            for bit in (False, True) if platform in entered else (False,):
-                state_of[(platform, bit)] = len(state_of)
-        self._snode = [self._index[platform[0]] for platform, _ in state_of]
-        self._smode = [platform[1] for platform, _ in state_of]
-        self._sbit = [bit for _, bit in state_of]
+        states: list[tuple[int, ...]] = []  # by platform: its state without, then with, the entered bit
+        self._snode: list[int] = []
+        self._smode: list[Mode] = []
+        self._sbit: list[bool] = []
+        modes = list(platform_of)
+        for platform, x in enumerate(platform_node):
+            bits = (False, True) if entered[platform] else (False,)
+            states.append(tuple(range(len(self._snode), len(self._snode) + len(bits))))
+            for bit in bits:
+                self._snode.append(x)
+                self._smode.append(modes[platform][1])
+                self._sbit.append(bit)
         self._node_states: list[list[int]] = [[] for _ in self._codes]
         for s, x in enumerate(self._snode):
             self._node_states[x].append(s)
+        by_node: dict[int, list[int]] = {}
+        for platform, x in enumerate(platform_node):
+            by_node.setdefault(x, []).append(platform)
 
-        own = {
-            platform: [(state_of[((self._legs[leg].destination, platform[1]), crosses[leg])], leg) for leg in legs]
-            for platform, legs in legs_out.items()
-        }
-        self._own_arcs = [own[platform] for platform, _ in state_of]
-        self._trans_arcs = [
-            [arc for other in transfers_out[platform] for arc in own[other]] for platform, _ in state_of
+        # Arcs are kept per platform: both states of a platform have the same ones (each objective weighs them).
+        self._platform_arcs: list[list[tuple[int, int]]] = [
+            [(states[v][crosses[i]], i) for v, legs in targets.items() for i in legs.values()] for targets in out
         ]
+        self._platform_others = [[other for other in by_node[x] if other != p] for p, x in enumerate(platform_node)]
+        self._splat = [platform for platform, ids in enumerate(states) for _ in ids]
 
     def _metric(self, objective: Objective, timed: bool) -> _Metric:
-        """The arcs weighted for one objective (built on first use, then kept)."""
+        """The arcs weighted for one objective (built on first use, then kept).
+
+        The states of a platform share its arc lists, and a transfer arc is the same tuple as the leg's arc from
+        its own platform: half as many tuples as one fresh arc per state and arc list would take."""
         key = (objective, timed)
         metric = self._metrics.get(key)
         if metric is not None:
@@ -428,7 +479,7 @@ class Planner:
         departures: list[tuple[int, ...] | None] = [None] * len(legs)
         if timed:
             weights = [_to_us(leg.duration_h) for leg in legs]
-            departures = [_weekly_us(leg) or None for leg in legs]
+            departures = _timetables(legs)
             pen: list[Any] = [_to_us(infos[x].handling_h) for x in self._snode]
             bound, scale = "time", _US_PER_HOUR_BOUND
         elif objective is Objective.COST:
@@ -437,7 +488,7 @@ class Planner:
             bound, scale = "cost", 1.0
         elif objective is Objective.CO2:
             weights = [leg.co2_kg_per_teu for leg in legs]
-            pen = [0.0 for _ in self._snode]
+            pen = [0.0] * len(self._snode)
             bound, scale = "co2", 1.0
         elif objective is Objective.INSPECTIONS:
             entry = _INSPECTION_WEIGHT
@@ -455,14 +506,13 @@ class Planner:
             weights = [leg.duration_h for leg in legs]
             pen = [infos[x].handling_h for x in self._snode]
             bound, scale = "time", 1.0
-
-        def weigh(arcs: list[tuple[int, int]]) -> list[_Arc]:
-            return [(ts, weights[leg], departures[leg], leg) for ts, leg in arcs]
-
         with _bulk():
+            own = [[(ts, weights[leg], departures[leg], leg) for ts, leg in arcs] for arcs in self._platform_arcs]
+            trans = [[arc for other in others for arc in own[other]] for others in self._platform_others]
             metric = _Metric(
-                own=[weigh(arcs) for arcs in self._own_arcs],
-                trans=[weigh(arcs) for arcs in self._trans_arcs],
+                weights=weights,
+                own=[own[p] for p in self._splat],
+                trans=[trans[p] for p in self._splat],
                 pen=pen,
                 bound=bound,
                 scale=scale,
@@ -489,6 +539,7 @@ class Planner:
         for (u, v), w in least.items():
             forward[u].append((v, w))
             backward[v].append((u, w))
+        del least
         chosen = self._pick_landmarks()
         with _bulk():
             marks = _Landmarks(to=[_dijkstra(backward, x) for x in chosen], frm=[_dijkstra(forward, x) for x in chosen])
@@ -708,7 +759,7 @@ class Planner:
         meeting found. Same result as `_search` with `free` seeds, in fewer steps (1.3–2× faster measured).
         """
         own, trans, pen, snode = metric.own, metric.trans, metric.pen, self._snode
-        reverse = self._reversed(metric)
+        reverse, back_weights = self._reversed(), self._back_weights(metric)
         cache: dict[int, float] = {}
 
         def forward_bound(x: int) -> float:
@@ -771,7 +822,7 @@ class Planner:
                 _, g, s = pop(heap_back)
                 if g > back[s]:
                     continue
-                for p, w, leg in reverse[s]:
+                for (p, leg), w in zip(reverse[s], back_weights[s], strict=False):
                     x = snode[p]
                     nd = g + w
                     if x == source:
@@ -974,7 +1025,7 @@ class Planner:
         Returns the settled distances and the key the search stopped at (every other state's distance plus
         `bounds.behind` reaches it); None when the origin cannot reach `dest`.
         """
-        reverse = self._reversed(metric)
+        reverse, back_weights = self._reversed(), self._back_weights(metric)
         snode, behind = self._snode, bounds.behind
         dist: dict[int, float] = {}
         settled: dict[int, float] = {}
@@ -998,7 +1049,7 @@ class Planner:
                     # Alternatives cost a little more than the best; the inspection count is not slack.
                     stop = key + _CORRIDOR * (math.fmod(key, metric.entry) if metric.entry else key)
                 continue
-            for p, w, _ in reverse[s]:
+            for (p, _), w in zip(reverse[s], back_weights[s], strict=False):
                 nd = d + w
                 if nd < dist.get(p, _INF) and p not in blocked and snode[p] != dest:
                     h = behind(snode[p])
@@ -1007,16 +1058,33 @@ class Planner:
                         push(heap, (nd + h, nd, p))
         return (settled, _INF) if stop < _INF else None
 
-    def _reversed(self, metric: _Metric) -> list[list[tuple[int, Any, int]]]:
-        if metric.reverse is None:
-            reverse: list[list[tuple[int, Any, int]]] = [[] for _ in self._snode]
+    def _reversed(self) -> list[list[tuple[int, int]]]:
+        """The arcs by target state, shared by every objective (built on first use, then kept): (source state,
+        leg), in the order of the source states and their arcs. An arc weighs its leg's weight, plus its source's
+        penalty when it is a transfer, that is when the two states' modes differ (`_back_weights`)."""
+        if self._reverse is None:
+            reverse: list[list[tuple[int, int]]] = [[] for _ in self._snode]
+            arcs, others = self._platform_arcs, self._platform_others
             with _bulk():
-                for s in range(len(self._snode)):
-                    for ts, w, _, leg in metric.own[s]:
-                        reverse[ts].append((s, w, leg))
-                    for ts, w, _, leg in metric.trans[s]:
-                        reverse[ts].append((s, w + metric.pen[s], leg))
-            metric.reverse = reverse
+                for s, platform in enumerate(self._splat):
+                    for ts, leg in arcs[platform]:
+                        reverse[ts].append((s, leg))
+                    for other in others[platform]:
+                        for ts, leg in arcs[other]:
+                            reverse[ts].append((s, leg))
+            self._reverse = reverse
+        return self._reverse
+
+    def _back_weights(self, metric: _Metric) -> list[list[Any]]:
+        """The weight of each arc of `_reversed()` for one objective, in lists of the same shape (built on first
+        use, then kept): searches walk both together, which is as fast as weighted tuples and far smaller."""
+        if metric.reverse is None:
+            weights, pen, modes = metric.weights, metric.pen, self._smode
+            with _bulk():
+                metric.reverse = [
+                    [weights[leg] + pen[p] if modes[p] != modes[ts] else weights[leg] for p, leg in arcs]
+                    for ts, arcs in enumerate(self._reversed())
+                ]
         return metric.reverse
 
     # ---------------------------------------------------------------- results

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, aliased
 
 from routing.errors import ConflictError, InvalidError, NotFoundError
 from routing.models import Leg, NetworkVersion, Node
-from routing.network import LegInfo, Network, NodeInfo, parse_departures, path_length_km
+from routing.network import Departure, LegInfo, Network, NodeInfo, parse_departures, path_length_km
 from routing.spatial import in_bbox
 from routing.vocab import WGS84, Mode, NodeKind
 
@@ -314,40 +314,106 @@ def load_network(
     return result
 
 
+# Rows read per round trip by `snapshot`.
+_SNAPSHOT_BATCH = 2000
+
+
 def snapshot(session: Session) -> Network:
-    """The whole network as plain values, for building the planner's graph."""
-    nodes = {
-        n.code: NodeInfo(
-            code=n.code,
-            name=n.name,
-            kind=NodeKind(n.kind),
-            lon=(p := point_of(n)).x,
-            lat=p.y,
-            modes=frozenset(Mode(m) for m in n.modes),
-            customs_office=n.customs_office,
-            handling_h=n.handling_h,
-            handling_cost_per_teu=n.handling_cost_per_teu,
-            seal_preserving_transfer=n.seal_preserving_transfer,
-            dwell_limit_h=n.dwell_limit_h,
+    """The whole network as plain values, for building the planner.
+
+    Read as plain columns a batch of rows at a time, never as ORM objects (those of 60,000 legs would hold some
+    200 MB at once), and with equal values shared between legs: node codes, the points of leg lines, departures.
+    """
+    nodes: dict[str, NodeInfo] = {}
+    codes: dict[int, str] = {}
+    mode_sets: dict[tuple[str, ...], frozenset[Mode]] = {}
+    node_rows = select(
+        Node.id,
+        Node.code,
+        Node.name,
+        Node.kind,
+        Node.geom,
+        Node.modes,
+        Node.customs_office,
+        Node.handling_h,
+        Node.handling_cost_per_teu,
+        Node.seal_preserving_transfer,
+        Node.dwell_limit_h,
+    ).execution_options(yield_per=_SNAPSHOT_BATCH)
+    for node_id, code, name, kind, geom, modes, office, handling_h, handling_cost, seal, dwell in session.execute(
+        node_rows
+    ):
+        point = to_shape(geom)
+        assert isinstance(point, Point)
+        key = tuple(modes)
+        mode_set = mode_sets.get(key)
+        if mode_set is None:
+            mode_set = mode_sets[key] = frozenset(Mode(m) for m in modes)
+        codes[node_id] = code
+        nodes[code] = NodeInfo(
+            code=code,
+            name=name,
+            kind=NodeKind(kind),
+            lon=point.x,
+            lat=point.y,
+            modes=mode_set,
+            customs_office=office,
+            handling_h=handling_h,
+            handling_cost_per_teu=handling_cost,
+            seal_preserving_transfer=seal,
+            dwell_limit_h=dwell,
         )
-        for n in session.scalars(select(Node))
-    }
-    legs = tuple(
-        LegInfo(
-            id=leg.id,
-            origin=leg.origin.code,
-            destination=leg.destination.code,
-            mode=Mode(leg.mode),
-            distance_km=leg.distance_km,
-            duration_h=leg.duration_h,
-            cost_per_teu=leg.cost_per_teu,
-            co2_kg_per_teu=leg.co2_kg_per_teu,
-            coords=tuple(to_shape(leg.geom).coords),  # type: ignore[arg-type]
-            departures=parse_departures(leg.departures or ()),
+    points: dict[tuple[float, float], tuple[float, float]] = {}
+    texts_seen: dict[str, str] = {}
+    departures: dict[str, Departure] = {}
+    timetables: dict[tuple[str, ...], tuple[Departure, ...]] = {}
+    legs: list[LegInfo] = []
+    leg_rows = (
+        select(
+            Leg.id,
+            Leg.origin_id,
+            Leg.destination_id,
+            Leg.mode,
+            Leg.geom,
+            Leg.distance_km,
+            Leg.duration_h,
+            Leg.cost_per_teu,
+            Leg.co2_kg_per_teu,
+            Leg.departures,
         )
-        for leg in session.scalars(select(Leg).order_by(Leg.id)).unique()
+        .order_by(Leg.id)
+        .execution_options(yield_per=_SNAPSHOT_BATCH)
     )
-    return Network(version=network_version(session), nodes=nodes, legs=legs)
+    for leg_id, origin_id, destination_id, mode, geom, distance, duration, cost, co2, texts in session.execute(
+        leg_rows
+    ):
+        origin, destination = codes.get(origin_id), codes.get(destination_id)
+        if origin is None or destination is None:
+            continue  # a leg reaches the planner only with both its nodes
+        # `parse_departures(texts)`, with equal timetables and equal departures shared between legs (and each
+        # text kept once while reading).
+        key = tuple(texts_seen.setdefault(text, text) for text in texts or ())
+        timetable = timetables.get(key)
+        if timetable is None:
+            for text in key:
+                if text not in departures:
+                    departures[text] = Departure.parse(text)
+            timetable = timetables[key] = tuple(sorted({departures[text] for text in key}))
+        legs.append(
+            LegInfo(
+                id=leg_id,
+                origin=origin,
+                destination=destination,
+                mode=Mode(mode),
+                distance_km=distance,
+                duration_h=duration,
+                cost_per_teu=cost,
+                co2_kg_per_teu=co2,
+                coords=tuple(points.setdefault(c, c) for c in to_shape(geom).coords),  # type: ignore[arg-type]
+                departures=timetable,
+            )
+        )
+    return Network(version=network_version(session), nodes=nodes, legs=tuple(legs))
 
 
 def codes_exist(session: Session, codes: Iterable[str]) -> set[str]:
