@@ -174,8 +174,8 @@ def bench_synthetic(sizes: Sizes) -> bool:
         f"legs, generated in {generated:.1f} s"
     )
     print(
-        f"  planner build (networkx mode-expanded graph: {planner.graph.number_of_nodes():,} platforms, "
-        f"{planner.graph.number_of_edges():,} edges; search arrays): {build:.2f} s"
+        f"  planner build (search arrays over the mode-expanded graph: {planner.graph.number_of_nodes():,} "
+        f"platforms, {planner.graph.number_of_edges():,} edges): {build:.2f} s"
     )
     pairs = connected_pairs(network, max(sizes.p2p, sizes.k5), seed=11)
     first = {}
