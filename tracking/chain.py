@@ -45,6 +45,58 @@ def evidence_record(
     return record
 
 
+@dataclass(frozen=True, slots=True)
+class ChainHead:
+    """What linking a new event needs of its container: the caller read it under the container's row lock."""
+
+    container_id: int
+    number: str
+    declaration_id: int
+    evidence_head: str
+    evidence_length: int
+
+
+def _linked(
+    head: ChainHead,
+    *,
+    type: str,
+    node: str | None,
+    event_time: datetime,
+    recorded_at: datetime,
+    decision: str | None,
+    reasons: list[str] | None,
+    data: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The columns of the container's next event: its record, and the hash linking it to the head."""
+    seq = head.evidence_length + 1
+    record = evidence_record(
+        seq=seq,
+        number=head.number,
+        declaration_id=head.declaration_id,
+        type=type,
+        node=node,
+        event_time=event_time,
+        recorded_at=recorded_at,
+        decision=decision,
+        reasons=reasons,
+        data=data,
+    )
+    return {
+        "container_id": head.container_id,
+        "seq": seq,
+        "type": type,
+        "node": node,
+        "event_time": event_time,
+        "recorded_at": recorded_at,
+        "decision": decision,
+        "reasons": list(reasons or []),
+        "data": dict(data or {}),
+        "record": record,
+        "prev_hash": head.evidence_head,
+        "hash": entry_hash(head.evidence_head, record),
+    }
+
+
 def record_event(
     session: Session,
     container: Container,
@@ -58,52 +110,27 @@ def record_event(
     data: dict[str, Any] | None = None,
 ) -> Event:
     """Store an event and chain it: the record holds everything that was decided, as plain JSON values."""
-    seq = container.evidence_length + 1
-    record = evidence_record(
-        seq=seq,
-        number=container.number,
-        declaration_id=container.declaration_id,
-        type=type,
-        node=node,
-        event_time=event_time,
-        recorded_at=recorded_at,
-        decision=decision,
-        reasons=reasons,
-        data=data,
+    head = ChainHead(
+        container.id, container.number, container.declaration_id, container.evidence_head, container.evidence_length
     )
-    prev_hash = container.evidence_head
-    digest = entry_hash(prev_hash, record)
     event = Event(
-        container_id=container.id,
-        seq=seq,
-        type=type,
-        node=node,
-        event_time=event_time,
-        recorded_at=recorded_at,
-        decision=decision,
-        reasons=list(reasons or []),
-        data=dict(data or {}),
-        record=record,
-        prev_hash=prev_hash,
-        hash=digest,
+        **_linked(
+            head,
+            type=type,
+            node=node,
+            event_time=event_time,
+            recorded_at=recorded_at,
+            decision=decision,
+            reasons=reasons,
+            data=data,
+        )
     )
     session.add(event)
-    container.evidence_head = digest
-    container.evidence_length = seq
+    container.evidence_head = event.hash
+    container.evidence_length = event.seq
     session.flush()
     webhooks.enqueue_container_event(session, container, event)
     return event
-
-
-@dataclass(frozen=True, slots=True)
-class ChainHead:
-    """What linking a new event needs of its container: the caller read it under the container's row lock."""
-
-    container_id: int
-    number: str
-    declaration_id: int
-    evidence_head: str
-    evidence_length: int
 
 
 # Its id comes back by RETURNING on PostgreSQL, from the last row id on SQLite.
@@ -127,11 +154,8 @@ def append_event(
     The caller then stores the new head on the container row (`event.hash`, `event.seq`) in the same transaction,
     and writes the event's webhook messages (`webhooks.enqueue_container_event`). The event returned is the stored
     row, detached from the session."""
-    seq = head.evidence_length + 1
-    record = evidence_record(
-        seq=seq,
-        number=head.number,
-        declaration_id=head.declaration_id,
+    values = _linked(
+        head,
         type=type,
         node=node,
         event_time=event_time,
@@ -140,20 +164,6 @@ def append_event(
         reasons=reasons,
         data=data,
     )
-    values: dict[str, Any] = {
-        "container_id": head.container_id,
-        "seq": seq,
-        "type": type,
-        "node": node,
-        "event_time": event_time,
-        "recorded_at": recorded_at,
-        "decision": decision,
-        "reasons": list(reasons or []),
-        "data": dict(data or {}),
-        "record": record,
-        "prev_hash": head.evidence_head,
-        "hash": entry_hash(head.evidence_head, record),
-    }
     inserted = session.connection().execute(_INSERT_EVENT, values).inserted_primary_key
     assert inserted is not None
     values["id"] = inserted[0]
