@@ -15,18 +15,8 @@ import migrations
 from api import create_app
 from routing.db import make_engine
 from routing.reference import ReferenceData
+from tests.api.test_network import NEW_NODE
 from tests.conftest import ADMIN_TOKEN, TestDatabase, _load, backend_url, bearer, reset
-
-NEW_NODE = {
-    "code": "CNQZH-DPT",
-    "name": "Qinzhou inland depot",
-    "kind": "inland_depot",
-    "lon": 108.65,
-    "lat": 21.95,
-    "modes": ["rail", "road"],
-    "customs_office": "CN-NANNING",
-    "seal_preserving_transfer": False,
-}
 
 
 @pytest.fixture(scope="module")
