@@ -32,6 +32,18 @@ from tracking.iso6346 import check_digit
 ADMIN_TOKEN = "bench-admin-token"
 POSTGRES_URL = os.environ.get("RAILSEA_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/railsea_bench")
 RAILSEA = Path(sys.executable).with_name("railsea")
+# The import itinerary the service benchmarks declare by default: Hong Kong → Nansha → Guangzhou → Changsha.
+ITINERARY = ["HKHKG", "CNNSA", "CNNSA-RLS", "CNGGZ-DLG", "CNCSH"]
+
+
+def steps(itinerary: list[str]) -> list[tuple[str, str]]:
+    """What operators register for a box along `itinerary`: it departs the first node, arrives at and departs each
+    node between, and arrives at the last (the inspection node of an import: `inspect`)."""
+    middle = [(node, activity) for node in itinerary[1:-1] for activity in ("arrive", "depart")]
+    return [(itinerary[0], "depart"), *middle, (itinerary[-1], "arrive")]
+
+
+STEPS = steps(ITINERARY)
 
 
 def fresh_database(backend: str, workdir: Path) -> str:
@@ -176,7 +188,7 @@ def declare(
     srv: Server, count: int, *, reference: str = "BENCH", itinerary: list[str] | None = None
 ) -> tuple[dict[str, str], list[str]]:
     """Keys for a forwarder, an operator and a supervisor, and `count` declared containers on one itinerary."""
-    itinerary = itinerary or ["HKHKG", "CNNSA", "CNNSA-RLS", "CNGGZ-DLG", "CNCSH"]
+    itinerary = itinerary or ITINERARY
     tokens = {}
     for role, extra in (
         ("forwarder", {"party": "BENCH"}),

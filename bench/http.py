@@ -47,24 +47,11 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, make_url, text
 
 from bench import baseline
-from bench.common import Server, declare, free_port, fresh_database, serve_process, workdir
+from bench.common import ITINERARY, STEPS, Server, declare, free_port, fresh_database, serve_process, workdir
 
 TRANSFER_TARGET = 0.70
 ROUTES_TARGET = 0.40
 TAIL_TARGET = 3.0
-ITINERARY = ["HKHKG", "CNNSA", "CNNSA-RLS", "CNGGZ-DLG", "CNCSH"]
-# What operators register for a box of the import declaration: it leaves Hong Kong, passes three nodes, reaches
-# Changsha (the inspection node: `inspect`).
-STEPS = [
-    ("HKHKG", "depart"),
-    ("CNNSA", "arrive"),
-    ("CNNSA", "depart"),
-    ("CNNSA-RLS", "arrive"),
-    ("CNNSA-RLS", "depart"),
-    ("CNGGZ-DLG", "arrive"),
-    ("CNGGZ-DLG", "depart"),
-    ("CNCSH", "arrive"),
-]
 # One container in ten reads a changed seal (broken, or another number) at one of its steps, which step varying
 # from box to box: that transfer is `reinspect` with an alert, the box's later ones `hold` with an alert each.
 CHANGED_EVERY = 10

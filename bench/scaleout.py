@@ -58,7 +58,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 import migrations
-from bench.common import Server, container_number, declare, free_port, serve_process
+from bench.common import ITINERARY, STEPS, Server, container_number, declare, free_port, serve_process
 from fixtures import REFERENCE_DIR
 from routing.db import make_engine
 from routing.models import Leg, Node
@@ -72,17 +72,6 @@ REDIS_URL = os.environ.get("RAILSEA_SCALEOUT_REDIS_URL", "redis://127.0.0.1:6379
 DATABASE = "railsea"
 POOL_SIZE = 5  # pgbouncer server connections per (database, user) pool
 CHANNEL = "railsea:alerts"  # api.stream.CHANNEL
-ITINERARY = ["HKHKG", "CNNSA", "CNNSA-RLS", "CNGGZ-DLG", "CNCSH"]  # bench.common.declare's default
-STEPS = [  # what an operator registers for a box along that itinerary
-    ("HKHKG", "depart"),
-    ("CNNSA", "arrive"),
-    ("CNNSA", "depart"),
-    ("CNNSA-RLS", "arrive"),
-    ("CNNSA-RLS", "depart"),
-    ("CNGGZ-DLG", "arrive"),
-    ("CNGGZ-DLG", "depart"),
-    ("CNCSH", "arrive"),
-]
 SEAL_BREAK_NODE = "CNNSA"  # under CN-GUANGZHOU, one of the supervisor's offices
 RUN_AS = "postgres" if os.geteuid() == 0 else None  # PostgreSQL and pgbouncer refuse to run as root
 
