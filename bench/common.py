@@ -114,6 +114,43 @@ def free_port() -> int:
 
 
 @contextmanager
+def healthy(
+    command: list[str],
+    port: int,
+    *,
+    env: Mapping[str, str] | None = None,
+    log: Path | None = None,
+    timeout_s: float = 30.0,
+    cwd: Path | None = None,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run `command` (a server on the loopback `port`); yield the process once its /api/v1/health answers, and stop
+    it (terminate, then kill, bounded) when the block ends. Its output goes to `log`."""
+    output = log.open("wb") if log else subprocess.DEVNULL
+    process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT, cwd=cwd)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/health", timeout=2):
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    tail = log.read_text(errors="replace")[-3000:] if log else ""
+                    raise RuntimeError(f"{command[0]} did not become healthy:\n{tail}") from None
+                time.sleep(0.2)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+        if log:
+            output.close()  # type: ignore[union-attr]
+
+
+@contextmanager
 def serve_process(
     database_url: str,
     *,
@@ -125,7 +162,7 @@ def serve_process(
     admin_token: str = ADMIN_TOKEN,
 ) -> Iterator[str]:
     """`railsea serve` on a free loopback port against `database_url`; yields its base URL once /health answers,
-    and stops it (terminate, then kill, bounded) when the block ends. The server's output goes to `log`."""
+    and stops it when the block ends (see `healthy`)."""
     port = free_port()
     environment = {
         **os.environ,
@@ -133,42 +170,10 @@ def serve_process(
         "RAILSEA_ADMIN_TOKEN": admin_token,
         **(env or {}),
     }
-    command = [
-        str(RAILSEA),
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--threads",
-        str(threads),
-    ]
-    output = log.open("wb") if log else subprocess.DEVNULL
-    process = subprocess.Popen(command, env=environment, stdout=output, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/api/v1/health", timeout=2):
-                    break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    tail = log.read_text(errors="replace")[-3000:] if log else ""
-                    raise RuntimeError(f"railsea serve did not become healthy:\n{tail}") from None
-                time.sleep(0.2)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-        if log:
-            output.close()  # type: ignore[union-attr]
+    command = [str(RAILSEA), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--workers", str(workers), "--threads", str(threads)]
+    with healthy(command, port, env=environment, log=log, timeout_s=timeout_s):
+        yield f"http://127.0.0.1:{port}"
 
 
 @contextmanager

@@ -32,10 +32,8 @@ import asyncio
 import json
 import os
 import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -47,7 +45,17 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, make_url, text
 
 from bench import baseline
-from bench.common import ITINERARY, STEPS, Server, declare, free_port, fresh_database, serve_process, workdir
+from bench.common import (
+    ITINERARY,
+    STEPS,
+    Server,
+    declare,
+    free_port,
+    fresh_database,
+    healthy,
+    serve_process,
+    workdir,
+)
 
 TRANSFER_TARGET = 0.70
 ROUTES_TARGET = 0.40
@@ -397,26 +405,8 @@ def serve_baseline(database_url: str, workers: int, threads: int, log: Path) -> 
     port = free_port()
     command = [sys.executable, "-m", "bench.baseline", "--database-url", database_url, "--port", str(port)]
     command += ["--workers", str(workers), "--threads", str(threads)]
-    with log.open("wb") as output:
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/health", timeout=2):
-                        break
-                except OSError:
-                    if process.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError(f"the baseline did not start:\n{log.read_text()[-3000:]}") from None
-                    time.sleep(0.2)
-            yield port, process.pid
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
+    with healthy(command, port, log=log) as process:
+        yield port, process.pid
 
 
 def named(url: str, application: str) -> str:

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -81,18 +79,6 @@ def the_worker(master: int) -> int:
         time.sleep(0.1)
 
 
-def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            with urllib.request.urlopen(url + "/api/v1/health", timeout=2):
-                return
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the server did not become healthy") from None
-            time.sleep(0.2)
-
-
 def settle() -> None:
     # Let the worker finish its start-up (gunicorn's own bookkeeping, the first request's lazy imports).
     time.sleep(1.0)
@@ -111,22 +97,16 @@ def railsea(database_url: str, log: Path) -> Iterator[tuple[Server, int]]:
 
 def bare_worker_mb(log: Path) -> float:
     """VmRSS of the worker of the bare app, under the settings `railsea serve` gives gunicorn."""
-    from bench.common import free_port
+    from bench.common import free_port, healthy
 
     port = free_port()
     gunicorn = Path(sys.executable).with_name("gunicorn")
     command = [str(gunicorn), "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", str(THREADS)]
     command += ["--worker-class", "gthread", "--timeout", "60", "--graceful-timeout", "10", "--access-logfile", "-"]
     command += ["bench.memory:bare_app()"]
-    with log.open("wb") as output:
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, cwd=Path(__file__).parent.parent)
-        try:
-            wait_healthy(f"http://127.0.0.1:{port}", process)
-            settle()
-            return memory_mb(the_worker(process.pid))["VmRSS"]
-        finally:
-            process.terminate()
-            process.wait(timeout=15)
+    with healthy(command, port, log=log, timeout_s=60, cwd=Path(__file__).parent.parent) as process:
+        settle()
+        return memory_mb(the_worker(process.pid))["VmRSS"]
 
 
 def api_code(code: str) -> str:
