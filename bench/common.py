@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import json
 import os
 import socket
@@ -9,15 +11,17 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.orm import Session
@@ -232,3 +236,70 @@ def median_ms(samples: list[float]) -> float:
 def percentile_ms(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+class AlertStream(threading.Thread):
+    """A supervisor's `GET /api/v1/alerts/stream` (Server-Sent Events): notes the worker serving it and when each
+    alert arrived (by id, in arrival order)."""
+
+    def __init__(self, url: str, token: str, *, last_event_id: int | None = None, timeout_s: float = 60.0) -> None:
+        super().__init__(daemon=True)
+        self.url, self.timeout_s = url, timeout_s
+        self.headers = {"Authorization": f"Bearer {token}"}
+        if last_event_id is not None:
+            self.headers["Last-Event-ID"] = str(last_event_id)
+        self.ready = threading.Event()
+        self.changed = threading.Condition()
+        self.arrived: dict[int, tuple[dict[str, Any], float]] = {}
+        self.worker = ""
+        self.error = ""
+        self._conn: http.client.HTTPConnection | None = None
+
+    def run(self) -> None:
+        parsed = urlparse(self.url)
+        self._conn = http.client.HTTPConnection(parsed.hostname or "127.0.0.1", parsed.port, timeout=self.timeout_s)
+        try:
+            self._conn.request("GET", "/api/v1/alerts/stream", headers=self.headers)
+            response = self._conn.getresponse()
+            if response.status != 200:
+                self.error = f"stream answered {response.status}"
+                return
+            event, data = "", ""
+            while line := response.fp.readline():
+                text = line.decode().rstrip("\n")
+                if text.startswith(": worker "):
+                    self.worker = text.split()[-1]
+                    self.ready.set()
+                elif text.startswith("event: "):
+                    event = text[7:]
+                elif text.startswith("data: "):
+                    data = text[6:]
+                elif text == "":
+                    if event == "alert":
+                        at = time.perf_counter()
+                        alert = json.loads(data)
+                        with self.changed:
+                            self.arrived[alert["id"]] = (alert, at)
+                            self.changed.notify_all()
+                    event, data = "", ""
+        except (OSError, ValueError) as error:  # ValueError: read after close() from another thread
+            self.error = self.error or repr(error)
+        finally:
+            self.ready.set()
+
+    def wait_for(self, match: Callable[[dict[str, Any]], bool], until: float) -> tuple[dict[str, Any], float] | None:
+        """The first alert `match` accepts with its arrival time, waiting until `until` (time.perf_counter)."""
+
+        def found() -> tuple[dict[str, Any], float] | None:
+            return next((item for item in self.arrived.values() if match(item[0])), None)
+
+        with self.changed:
+            self.changed.wait_for(lambda: found() is not None, max(0.0, until - time.perf_counter()))
+            return found()
+
+    def close(self) -> None:
+        if self._conn is not None and self._conn.sock is not None:
+            # shutdown() wakes the reader blocked in recv(); close() alone would not.
+            with contextlib.suppress(OSError):
+                self._conn.sock.shutdown(socket.SHUT_RDWR)
+            self._conn.sock.close()

@@ -9,96 +9,31 @@ Target (issue 7): p99(delivery) ≤ 3 × p99(POST), on each database.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import http.client
-import json
 import os
-import socket
-import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from urllib.parse import urlparse
+from typing import Any
 
-from bench.common import Server, declare, fresh_database, percentile_ms, serve_process, workdir
+from bench.common import AlertStream, Server, declare, fresh_database, percentile_ms, serve_process, workdir
 
 TARGET = 3.0
 REDIS_URL = os.environ.get("RAILSEA_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 NODE = "CNNSA"  # on the declared itinerary, in the operator's scope, under CN-GUANGZHOU (the supervisor's office)
 
 
-class Stream(threading.Thread):
-    """One supervisor's SSE connection: notes its worker, and when each alert (by container number) arrived."""
-
-    def __init__(self, url: str, token: str, last_event_id: int | None = None) -> None:
-        super().__init__(daemon=True)
-        self.url = url
-        self.headers = {"Authorization": f"Bearer {token}"}
-        if last_event_id is not None:
-            self.headers["Last-Event-ID"] = str(last_event_id)
-        self.ready = threading.Event()
-        self.changed = threading.Condition()
-        self.arrived: dict[str, tuple[int, float]] = {}
-        self.worker = ""
-        self.error = ""
-        self._conn: http.client.HTTPConnection | None = None
-
-    def run(self) -> None:
-        parsed = urlparse(self.url)
-        self._conn = http.client.HTTPConnection(parsed.hostname or "127.0.0.1", parsed.port, timeout=60)
-        try:
-            self._conn.request("GET", "/api/v1/alerts/stream", headers=self.headers)
-            response = self._conn.getresponse()
-            if response.status != 200:
-                self.error = f"stream answered {response.status}"
-                return
-            event, data = "", ""
-            while True:
-                line = response.fp.readline()
-                if not line:
-                    return
-                text = line.decode().rstrip("\n")
-                if text.startswith(": worker "):
-                    self.worker = text.split()[-1]
-                    self.ready.set()
-                elif text.startswith("event: "):
-                    event = text[7:]
-                elif text.startswith("data: "):
-                    data = text[6:]
-                elif text == "" and event == "alert":
-                    at = time.perf_counter()
-                    alert = json.loads(data)
-                    with self.changed:
-                        self.arrived[alert["container"]] = (alert["id"], at)
-                        self.changed.notify_all()
-                    event, data = "", ""
-                elif text == "":
-                    event, data = "", ""
-        except (OSError, ValueError) as error:  # ValueError: read after close() from another thread
-            self.error = self.error or repr(error)
-        finally:
-            self.ready.set()
-
-    def wait_for(self, number: str, until: float) -> tuple[int, float] | None:
-        with self.changed:
-            self.changed.wait_for(lambda: number in self.arrived, max(0.0, until - time.perf_counter()))
-            return self.arrived.get(number)
-
-    def close(self) -> None:
-        if self._conn is not None and self._conn.sock is not None:
-            # shutdown() wakes the reader blocked in recv(); close() alone would not.
-            with contextlib.suppress(OSError):
-                self._conn.sock.shutdown(socket.SHUT_RDWR)
-            self._conn.sock.close()
+def about(number: str) -> Callable[[dict[str, Any]], bool]:
+    """Matches the alerts of one container."""
+    return lambda alert: alert["container"] == number
 
 
-def open_streams(url: str, token: str, until: float) -> list[Stream]:
+def open_streams(url: str, token: str, until: float) -> list[AlertStream]:
     """Streams until each of the two workers holds one (bounded), so every alert also crosses workers via Redis."""
-    streams: list[Stream] = []
+    streams: list[AlertStream] = []
     while len({s.worker for s in streams}) < 2:
         if len(streams) >= 16 or time.monotonic() > until:
             raise RuntimeError("all streams landed on one worker")
-        stream = Stream(url, token)
+        stream = AlertStream(url, token)
         stream.start()
         if not stream.ready.wait(10) or not stream.worker:
             raise RuntimeError(f"stream did not start: {stream.error}")
@@ -144,11 +79,11 @@ def run(backend: str, count: int, rate: float, timeout_s: float) -> bool:
                     alert_ids.append(body["alert_id"])
                     latest = posted
                     for stream in streams:
-                        got = stream.wait_for(number, posted + 10.0)
+                        got = stream.wait_for(about(number), posted + 10.0)
                         if got is None:
                             lost.append(f"{number}@worker {stream.worker}")
                             continue
-                        assert got[0] == body["alert_id"], (got, body)
+                        assert got[0]["id"] == body["alert_id"], (got, body)
                         latest = max(latest, got[1])
                     if i > 0:  # the first one warms both workers' paths
                         posts.append(posted - started)
@@ -172,15 +107,15 @@ def replay_s(url: str, token: str, numbers: Sequence[str], alert_ids: Sequence[i
     """Seconds a new stream resuming from the start takes to replay every alert from the database (None if it
     did not, or not in order)."""
     started = time.perf_counter()
-    stream = Stream(url, token, last_event_id=0)
+    stream = AlertStream(url, token, last_event_id=0)
     stream.start()
     try:
-        got = stream.wait_for(numbers[-1], started + 30.0) if numbers else None
+        got = stream.wait_for(about(numbers[-1]), started + 30.0) if numbers else None
         if got is None:
             return None
         elapsed = got[1] - started
         with stream.changed:
-            received = [alert_id for alert_id, _ in stream.arrived.values()]  # in the order they arrived
+            received = list(stream.arrived)  # alert ids, in the order they arrived
         return elapsed if received == list(alert_ids) else None
     finally:
         stream.close()
