@@ -36,6 +36,16 @@ from tracking.iso6346 import check_digit
 ADMIN_TOKEN = "bench-admin-token"
 POSTGRES_URL = os.environ.get("RAILSEA_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/railsea_bench")
 RAILSEA = Path(sys.executable).with_name("railsea")
+# Debian's chromium, driven by Playwright (browser tests, scripts/screenshots.py): nothing is downloaded.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-quic",
+]
 # The import itinerary the service benchmarks declare by default: Hong Kong → Nansha → Guangzhou → Changsha.
 ITINERARY = ["HKHKG", "CNNSA", "CNNSA-RLS", "CNGGZ-DLG", "CNCSH"]
 

@@ -39,22 +39,13 @@ if str(ROOT) not in sys.path:
 
 from playwright.sync_api import Page, Route, ViewportSize, expect, sync_playwright  # noqa: E402
 
-from bench.common import Server, serve_process  # noqa: E402
+from bench.common import CHROMIUM, CHROMIUM_ARGS, Server, serve_process  # noqa: E402
 from fixtures.demo import CONSIGNMENTS  # noqa: E402
 from tracking.iso6346 import check_digit  # noqa: E402
 
 DOCS = ROOT / "docs"
 DASHBOARD_PNG = DOCS / "dashboard.png"
 CLEARANCE_PNG = DOCS / "dashboard-clearance.png"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-quic",
-]
 VIEWPORT: ViewportSize = {"width": 1440, "height": 900}
 CLI_TIMEOUT_S = 900.0  # the demo's history is a few hundred journeys through the domain; slow on a busy machine
 START_TIMEOUT_S = 60.0

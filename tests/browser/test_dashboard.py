@@ -21,22 +21,13 @@ from flask import Flask
 from flask.testing import FlaskClient
 from playwright.sync_api import Page, Route, expect, sync_playwright
 
-from bench.common import serve_process
+from bench.common import CHROMIUM, CHROMIUM_ARGS, serve_process
 from tests.conftest import ADMIN_TOKEN, TestDatabase
 from tracking.iso6346 import check_digit
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"  # git-ignored; the README's screenshots come from scripts/screenshots.py
 RAILSEA = Path(sys.executable).with_name("railsea")
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-quic",
-]
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 15.0
 LIVE_TIMEOUT_MS = 10_000
