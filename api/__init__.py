@@ -8,6 +8,7 @@ from typing import Any
 from flask import Flask, request
 from werkzeug.exceptions import RequestEntityTooLarge, UnsupportedMediaType
 
+from api import auth
 from api.config import Defaults
 from api.errors import from_domain_error
 from api.extensions import SAFE_METHODS, api, db
@@ -30,6 +31,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
     db.init_app(app)
+    auth.init_app(app)
     api.init_app(app)
 
     from api import (

@@ -182,6 +182,8 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
     from gunicorn.app.base import BaseApplication
 
     config = {k: v for k, v in current_app.config.items() if k in {"DATABASE_URL", "ADMIN_TOKEN", "REDIS_URL"}}
+    # A connection for every thread of a worker, so that none opens its own per request.
+    config["DATABASE_POOL_SIZE"] = current_app.config.get("DATABASE_POOL_SIZE") or threads
 
     class Server(BaseApplication):
         def load_config(self) -> None:

@@ -16,8 +16,17 @@ class Defaults:
     # Optional PostgreSQL streaming replica: GET requests and route planning read there (writes, the live stream and
     # jobs stay on the primary). Reads may trail the primary by the replica's replay lag.
     DATABASE_REPLICA_URL: str | None = None
+    # Connections each worker keeps open to the database (and as many again at peaks); unset: the worker's threads
+    # under `railsea serve`, else 10.
+    DATABASE_POOL_SIZE: int | None = None
     # A bootstrap admin bearer token (never stored); create real keys with it.
     ADMIN_TOKEN: str | None = None
+    # A worker trusts a key it has looked up for this long (seconds; 0: look it up on every request), so a revoked
+    # key is refused by every worker at most this long after the revocation.
+    AUTH_CACHE_S = 1.0
+    # Route planning confirms the network version at most this often (seconds): a leg changed by another process is
+    # planned with at most this long after the change; a change made through the same process counts at once.
+    ROUTE_NETWORK_CHECK_S = 1.0
     # Set to fan live alerts out across workers through Redis pub/sub.
     REDIS_URL: str | None = None
     # Bodies above this are refused with 413 before they are read (1,000 telemetry readings fit easily).

@@ -21,6 +21,7 @@ from routing.db import make_engine, session_factory, writer
 
 F = TypeVar("F", bound=Callable[..., Any])
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+DEFAULT_POOL_SIZE = 10
 
 
 @dataclass
@@ -44,9 +45,10 @@ class Database:
     def init_app(self, app: Flask) -> None:
         url = app.config.get("DATABASE_URL") or f"sqlite:///{app.instance_path}/railsea.db"
         app.config["DATABASE_URL"] = url
-        engine = make_engine(url)
+        pool_size = int(app.config.get("DATABASE_POOL_SIZE") or DEFAULT_POOL_SIZE)
+        engine = make_engine(url, pool_size=pool_size)
         replica_url = app.config.get("DATABASE_REPLICA_URL")
-        replica = make_engine(replica_url) if replica_url else None
+        replica = make_engine(replica_url, pool_size=pool_size) if replica_url else None
         app.extensions["railsea_db"] = _DatabaseState(
             engine,
             session_factory(engine),
@@ -64,6 +66,12 @@ class Database:
     @property
     def engine(self) -> Engine:
         return self._state().engine
+
+    @property
+    def read_engine(self) -> Engine:
+        """Where request readers read: the replica when one is configured, else the primary."""
+        state = self._state()
+        return state.replica_engine or state.engine
 
     def new_session(self, *, write: bool = True, app: Flask | None = None) -> Session:
         """A session outside a request (CLI, jobs); the caller commits and closes it."""

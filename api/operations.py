@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import Response, jsonify
 from flask_smorest import Blueprint
 
 from api import serialise
@@ -27,20 +28,22 @@ blp = Blueprint("operations", __name__, url_prefix="/api/v1", description="Trans
 @blp.response(201, TransferOut)
 @blp.alt_response(404, response="NOT_FOUND")
 @blp.alt_response(409, response="CONFLICT")
-def transfer(data: dict[str, Any]) -> dict[str, Any]:
+def transfer(data: dict[str, Any]) -> tuple[Response, int]:
     """Register a transfer at a node with the seals read (operator of that node, admin)"""
     who = principal()
     assert who is not None
     data["seals"] = [(s["number"], s["condition"]) for s in data["seals"]]
     result = register_transfer(db.session, who, TransferInput(**data), utcnow())
-    return {
-        "id": result.event.id,
+    # TransferOut's fields, in its order, as JSON values already: no second pass through the schema.
+    body = {
+        "id": result.event_id,
         "container": result.number,
-        "node": result.event.node,
-        "decision": result.event.decision,
-        "reasons": list(result.event.reasons),
+        "node": result.node,
+        "decision": result.decision,
+        "reasons": result.reasons,
         "alert_id": result.alert.id if result.alert else None,
     }
+    return jsonify(body), 201
 
 
 @blp.route("/inspections", methods=["POST"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import marshmallow as ma
-from flask import Response, jsonify
+from flask import Response, current_app, jsonify
 from flask_smorest import Blueprint
 from marshmallow import validate
 
@@ -81,7 +81,7 @@ class RoutesOut(ma.Schema):
 @blp.alt_response(404, response="NOT_FOUND")
 def plan(query: dict[str, Any]) -> Response:
     """Plan routes, best first by the objective; each lists its transfers and expected inspections"""
-    planner = planners.get(db.session)
+    planner = planners.recent(db.read_engine, lambda: db.session, current_app.config["ROUTE_NETWORK_CHECK_S"])
     plans = planner.plan(
         query["origin"],
         query["destination"],

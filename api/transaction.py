@@ -10,11 +10,11 @@ from typing import Any, TypeVar
 
 from flask import Response, current_app, request
 from sqlalchemy.exc import IntegrityError
-from werkzeug.exceptions import UnprocessableEntity
+from werkzeug.exceptions import HTTPException, UnprocessableEntity
 
 from api.auth import principal
 from api.extensions import db
-from routing.errors import ConflictError
+from routing.errors import ConflictError, DomainError
 from tracking import idempotency
 from tracking.clock import utcnow
 
@@ -34,8 +34,25 @@ def _replay(record: Any) -> Response:
     return response
 
 
+def _replay_or_refuse(session: Any, caller: str, key: str, fingerprint: str) -> Response | None:
+    """After a failed attempt (rolled back): the stored first response for this key, if any; 422 when the key was
+    used with another request."""
+    session.rollback()
+    record = idempotency.find(session, caller, key)
+    if record is None:
+        return None
+    if record.request_hash != fingerprint:
+        raise UnprocessableEntity("This Idempotency-Key was used with a different request.")
+    return _replay(record)
+
+
 def transaction(view: F) -> F:
-    """Commit what the view did when it succeeds (roll back otherwise); honour `Idempotency-Key`."""
+    """Commit what the view did when it succeeds (roll back otherwise); honour `Idempotency-Key`.
+
+    A key is looked up only when the request does not succeed: the first use of a key (nearly every request) does
+    its work and stores its response in the same transaction, in one statement that yields if the key is already
+    taken; then the work is rolled back and the stored response replayed (or 422, for another request under that
+    key). A retry whose first attempt succeeded therefore always gets the first answer, whatever the state now."""
 
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -50,40 +67,32 @@ def transaction(view: F) -> F:
             raise UnprocessableEntity("The Idempotency-Key header must be 1 to 255 visible ASCII characters.")
         caller = _caller()
         fingerprint = idempotency.request_fingerprint(request.method, request.path, request.get_json(silent=True))
-        record = idempotency.find(session, caller, key)
-        if record is not None:
-            if record.request_hash != fingerprint:
-                raise UnprocessableEntity("This Idempotency-Key was used with a different request.")
-            return _replay(record)
         try:
             response = current_app.make_response(view(*args, **kwargs))
-        except (ConflictError, IntegrityError):
-            # A parallel retry with this key may have won the race: then its answer is the one to give.
-            session.rollback()
-            record = idempotency.find(session, caller, key)
-            if record is not None and record.request_hash == fingerprint:
-                return _replay(record)
+        except (HTTPException, DomainError, IntegrityError):
+            # Refused now, but perhaps this is a retry of a request that succeeded: then its answer is the one.
+            replayed = _replay_or_refuse(session, caller, key, fingerprint)
+            if replayed is not None:
+                return replayed
             raise
         if response.status_code >= 400:
-            return response
-        try:
-            idempotency.save(
-                session,
-                caller=caller,
-                key=key,
-                fingerprint=fingerprint,
-                status=response.status_code,
-                body=response.get_data(as_text=True),
-                now=utcnow(),
-            )
-            session.commit()
-        except IntegrityError:
-            # The same key raced in from a parallel retry and won: its response is the one to give.
-            session.rollback()
-            record = idempotency.find(session, caller, key)
-            if record is None or record.request_hash != fingerprint:
-                raise
-            return _replay(record)
+            return _replay_or_refuse(session, caller, key, fingerprint) or response
+        stored = idempotency.save(
+            session,
+            caller=caller,
+            key=key,
+            fingerprint=fingerprint,
+            status=response.status_code,
+            body=response.get_data(as_text=True),
+            now=utcnow(),
+        )
+        if not stored:
+            # The key was used before (or by a parallel retry that committed first): its response is the one.
+            replayed = _replay_or_refuse(session, caller, key, fingerprint)
+            if replayed is None:  # taken, and purged since: nothing to replay, nothing done
+                raise ConflictError("This Idempotency-Key was in use a moment ago; send the request again.")
+            return replayed
+        session.commit()
         return response
 
     return wrapper  # type: ignore[return-value]

@@ -54,9 +54,9 @@ def prepare(database_url: str) -> int:
         engine.dispose()
 
 
-def create_app(database_url: str) -> Flask:
+def create_app(database_url: str, pool_size: int = 10) -> Flask:
     app = Flask(__name__)
-    engine = writer(make_engine(database_url))
+    engine = writer(make_engine(database_url, pool_size=pool_size))
     with engine.connect() as conn:
         count = max(1, int(conn.scalar(select(func.max(containers.c.id))) or 1))
     ids = itertools.count()
@@ -107,7 +107,8 @@ def main() -> None:
                 self.cfg.set(key, value)
 
         def load(self) -> Any:
-            return create_app(args.database_url)  # in each worker, after the fork, like `railsea serve`
+            # In each worker, after the fork, with a connection per thread, like `railsea serve`.
+            return create_app(args.database_url, pool_size=args.threads)
 
     Server().run()
 

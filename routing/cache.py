@@ -3,24 +3,25 @@
 from __future__ import annotations
 
 import threading
+import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from routing.models import NetworkVersion
 from routing.planner import Planner
-from routing.service import itinerary_path, network_version, snapshot
+from routing.service import itinerary_path, local_changes, network_version, snapshot
 
 # Asked on every route request: built once (building the statement costs more than running it).
 _VERSION = select(NetworkVersion.version).where(NetworkVersion.id == 1)
 _KEYS: weakref.WeakKeyDictionary[Engine, str] = weakref.WeakKeyDictionary()
 
 
-def _database(session: Session) -> str:
-    """The key of the session's database in the caches (its URL without the password), computed once per engine."""
-    engine = session.get_bind().engine
+def _database(session: Session | Engine) -> str:
+    """The key of a database in the caches (its URL without the password), computed once per engine."""
+    engine = session if isinstance(session, Engine) else session.get_bind().engine
     key = _KEYS.get(engine)
     if key is None:
         key = _KEYS[engine] = engine.url.render_as_string(hide_password=True)
@@ -33,8 +34,12 @@ class PlannerCache:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._planners: dict[str, Planner] = {}
+        # Per database, for `recent`: the planner, when its version was last confirmed, and this process's count of
+        # network changes then.
+        self._recent: dict[str, tuple[Planner, float, int]] = {}
 
     def get(self, session: Session) -> Planner:
+        """The planner of the network as the session's transaction sees it."""
         key = _database(session)
         # The version is read in the session's transaction (version bumps are executed statements, never pending).
         version = session.connection().execute(_VERSION).scalar() or 0
@@ -47,6 +52,20 @@ class PlannerCache:
                 planner = Planner(snapshot(session))
                 self._planners[key] = planner
             return planner
+
+    def recent(self, engine: Engine, session: Callable[[], Session], max_age_s: float) -> Planner:
+        """The planner of `engine`'s database, its network version confirmed there at most `max_age_s` ago: a route
+        asked for within that time of a network change made by another process may still be planned on the network
+        before it; a change made in this process is seen at once. `session` (on that database) is called only when
+        the version is due to be read again."""
+        key = _database(engine)
+        recent = self._recent.get(key)
+        if recent is not None and time.monotonic() - recent[1] < max_age_s and recent[2] == local_changes():
+            return recent[0]
+        changes = local_changes()
+        planner = self.get(session())
+        self._recent[key] = (planner, time.monotonic(), changes)
+        return planner
 
 
 planners = PlannerCache()

@@ -28,8 +28,19 @@ def network_version(session: Session) -> int:
     return session.scalar(select(NetworkVersion.version).where(NetworkVersion.id == 1)) or 0
 
 
+_local_changes = 0
+
+
+def local_changes() -> int:
+    """How many network changes this process has made: caches that confirm the version only now and then confirm
+    it again when this moved."""
+    return _local_changes
+
+
 def bump_version(session: Session) -> int:
     """Mark the network as changed so every process rebuilds its route graph."""
+    global _local_changes
+    _local_changes += 1
     if session.get(NetworkVersion, 1) is None:
         session.add(NetworkVersion(id=1, version=1))
         session.flush()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -33,9 +34,32 @@ def office_of(session: Session, node: str | None) -> str | None:
     return session.scalar(_OFFICE, {"node": node})
 
 
+@dataclass(frozen=True, slots=True)
+class AlertSubject:
+    """What raising an alert needs of its container (a caller holding the row's columns needs no ORM object)."""
+
+    container_id: int
+    number: str
+    party_id: int
+    location: str | None
+    inspection_node: str
+    subscribed: bool = True
+    """False when the caller knows that no webhook subscription exists (nothing to enqueue, nothing to look up)."""
+
+    @classmethod
+    def of(cls, container: Container) -> AlertSubject:
+        declaration = container.declaration
+        return cls(
+            container.id, container.number, declaration.party_id, container.location, declaration.inspection_node
+        )
+
+
+_UNKNOWN = object()
+
+
 def raise_alert(
     session: Session,
-    container: Container,
+    container: Container | AlertSubject,
     kind: AlertKind,
     *,
     node: str | None,
@@ -43,19 +67,26 @@ def raise_alert(
     reasons: Sequence[str] = (),
     detail: dict[str, Any] | None = None,
     dedupe_key: str,
+    office: Any = _UNKNOWN,
+    new_cause: bool = False,
 ) -> Alert | None:
-    """Raise an alert for the supervisors of the node's office; None when this cause was raised already."""
-    existing = session.scalar(_RAISED, {"container_id": container.id, "kind": str(kind), "key": dedupe_key})
-    if existing is not None:
-        return None
-    office_node = node or container.location or container.declaration.inspection_node
+    """Raise an alert for the supervisors of the node's office; None when this cause was raised already.
+
+    `office`: the customs office of `node`, when the caller has it; `new_cause`: the caller knows the dedupe key
+    is new (it names a row created in this transaction), so there is nothing to look up."""
+    subject = container if isinstance(container, AlertSubject) else AlertSubject.of(container)
+    if not new_cause:
+        existing = session.scalar(_RAISED, {"container_id": subject.container_id, "kind": str(kind), "key": dedupe_key})
+        if existing is not None:
+            return None
+    office_node = node or subject.location or subject.inspection_node
     alert = Alert(
         kind=str(kind),
         severity=str(kind.severity),
-        container_id=container.id,
-        party_id=container.declaration.party_id,
+        container_id=subject.container_id,
+        party_id=subject.party_id,
         node=node,
-        office=office_of(session, office_node),
+        office=office_of(session, office_node) if office is _UNKNOWN or office_node != node else office,
         reasons=[str(r) for r in reasons],
         detail=detail or {},
         status=str(AlertStatus.OPEN),
@@ -64,10 +95,11 @@ def raise_alert(
     )
     session.add(alert)
     session.flush()
-    # Imported here: tracking.webhooks registers its job in tracking.jobs, which imports this module.
-    from tracking import webhooks
+    if subject.subscribed:
+        # Imported here: tracking.webhooks registers its job in tracking.jobs, which imports this module.
+        from tracking import webhooks
 
-    webhooks.enqueue_alert(session, container, alert)
+        webhooks.enqueue_alert(session, subject.number, alert)
     return alert
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import Executable, Update, insert
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from tracking import webhooks
@@ -135,6 +135,38 @@ def record_event(
 
 # Its id comes back by RETURNING on PostgreSQL, from the last row id on SQLite.
 _INSERT_EVENT = insert(Event)
+# `append_event`'s insert with a caller's statement as a CTE, per statement (PostgreSQL: one round trip for both).
+_WITH: dict[int, tuple[Update, Executable]] = {}
+
+
+def _insert_with(then: Update) -> Executable:
+    found = _WITH.get(id(then))
+    if found is None or found[0] is not then:
+        found = _WITH[id(then)] = (then, insert(Event).add_cte(then.cte("head_moved")).returning(Event.id))
+    return found[1]
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    """An event stored by `append_event`: its id and columns, without the cost of an ORM object until one is
+    needed (`as_event`, for a webhook message)."""
+
+    id: int
+    values: dict[str, Any]
+
+    @property
+    def hash(self) -> str:
+        return str(self.values["hash"])
+
+    @property
+    def seq(self) -> int:
+        return int(self.values["seq"])
+
+    def as_event(self) -> Event:
+        """The stored row as an Event, detached from any session."""
+        event = Event(id=self.id, **self.values)
+        make_transient_to_detached(event)
+        return event
 
 
 def append_event(
@@ -148,12 +180,15 @@ def append_event(
     decision: str | None = None,
     reasons: list[str] | None = None,
     data: dict[str, Any] | None = None,
-) -> Event:
+    then: Update,
+    then_params: dict[str, Any],
+) -> Appended:
     """`record_event` in one INSERT, for a caller that holds the container's row but no ORM object of it.
 
-    The caller then stores the new head on the container row (`event.hash`, `event.seq`) in the same transaction,
-    and writes the event's webhook messages (`webhooks.enqueue_container_event`). The event returned is the stored
-    row, detached from the session."""
+    `then` is the caller's statement that stores the new head on the container row, run with `then_params` and
+    the bind parameters `new_head` and `new_length` (the new event's hash and seq): on PostgreSQL in the same
+    statement as the insert (a data-modifying CTE, one round trip), elsewhere right after it. The caller writes the
+    event's webhook messages (`webhooks.enqueue_container_event` with `as_event()`)."""
     values = _linked(
         head,
         type=type,
@@ -164,9 +199,13 @@ def append_event(
         reasons=reasons,
         data=data,
     )
-    inserted = session.connection().execute(_INSERT_EVENT, values).inserted_primary_key
-    assert inserted is not None
-    values["id"] = inserted[0]
-    event = Event(**values)
-    make_transient_to_detached(event)
-    return event
+    conn = session.connection()
+    then_params = {**then_params, "new_head": values["hash"], "new_length": values["seq"]}
+    if conn.dialect.name == "postgresql":
+        event_id = conn.execute(_insert_with(then), {**values, **then_params}).scalar_one()
+    else:
+        inserted = conn.execute(_INSERT_EVENT, values).inserted_primary_key
+        assert inserted is not None
+        event_id = inserted[0]
+        conn.execute(then, then_params)
+    return Appended(event_id, values)

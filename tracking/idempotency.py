@@ -6,7 +6,8 @@ import hashlib
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, delete, insert, select
+from sqlalchemy import bindparam, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from tracking.evidence import canonical_json
@@ -28,7 +29,14 @@ class Stored(NamedTuple):
 _FIND = select(IdempotencyRecord.request_hash, IdempotencyRecord.status, IdempotencyRecord.body).where(
     IdempotencyRecord.caller == bindparam("caller"), IdempotencyRecord.key == bindparam("key")
 )
-_SAVE = insert(IdempotencyRecord)
+# A key already taken (by an earlier request, or a parallel retry that committed first) stores nothing, and fails
+# nothing: the caller rolls back and replays what is stored.
+_SAVE = {
+    name: dialect.insert(IdempotencyRecord)
+    .on_conflict_do_nothing(index_elements=["caller", "key"])
+    .returning(IdempotencyRecord.id)
+    for name, dialect in (("sqlite", sqlite), ("postgresql", postgresql))
+}
 
 
 def request_fingerprint(method: str, path: str, body: Any) -> str:
@@ -45,12 +53,14 @@ def find(session: Session, caller: str, key: str) -> Stored | None:
     return None if row is None else Stored(*row)
 
 
-def save(session: Session, *, caller: str, key: str, fingerprint: str, status: int, body: str, now: datetime) -> None:
-    """Store the response in the caller's transaction; a parallel first use of the key fails it (IntegrityError)."""
-    session.connection().execute(
-        _SAVE,
+def save(session: Session, *, caller: str, key: str, fingerprint: str, status: int, body: str, now: datetime) -> bool:
+    """Store the response in the caller's transaction; False (and nothing stored) when the key is already taken."""
+    conn = session.connection()
+    stored = conn.execute(
+        _SAVE[conn.dialect.name],
         {"caller": caller, "key": key, "request_hash": fingerprint, "status": status, "body": body, "created_at": now},
-    )
+    ).first()
+    return stored is not None
 
 
 def purge(session: Session, now: datetime) -> int:

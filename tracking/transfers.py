@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import bindparam, exists, select, update
 from sqlalchemy.orm import Session
@@ -15,10 +16,10 @@ from routing.network import customs_territory
 from routing.vocab import NodeKind
 from tracking import iso6346, webhooks
 from tracking.access import Principal
-from tracking.alerts import office_of, raise_alert
+from tracking.alerts import AlertSubject, office_of, raise_alert
 from tracking.chain import ChainHead, append_event
 from tracking.clock import as_utc
-from tracking.models import Alert, Container, Declaration, Event, Seal, Subscription
+from tracking.models import Alert, Container, Declaration, Seal, Subscription
 from tracking.rules import ObservedSeal, TransferContext, decide_transfer, normalise_seal
 from tracking.vocab import HOLDING_STATUSES, Activity, ContainerStatus, EventType, Role, SealCondition
 
@@ -39,10 +40,12 @@ class TransferInput:
 
 @dataclass(frozen=True, slots=True)
 class TransferResult:
-    event: Event
-    """The stored event (detached from the session)."""
+    event_id: int
     number: str
     """The container's number."""
+    node: str
+    decision: str
+    reasons: list[str]
     alert: Alert | None
 
 
@@ -98,7 +101,9 @@ _STATE = (
         Declaration.itinerary,
         Declaration.inspection_node,
         Declaration.destination,
+        Declaration.party_id,
         select(Node.code).where(Node.code == bindparam("node")).scalar_subquery().label("node_code"),
+        select(Node.customs_office).where(Node.code == bindparam("node")).scalar_subquery().label("node_office"),
         exists().where(Subscription.deleted_at.is_(None)).label("subscribed"),
     )
     .join(Declaration, Declaration.id == Container.declaration_id)
@@ -120,7 +125,7 @@ _STATE_AND_SEALS = (
 _NODE = select(Node.code).where(Node.code == bindparam("node"))
 _UPDATE = (
     update(Container)
-    .where(Container.id == bindparam("container_id"))
+    .where(Container.id == bindparam("box_id"))
     .values(
         status=bindparam("new_status"),
         location=bindparam("new_location"),
@@ -191,6 +196,14 @@ def register_transfer(session: Session, principal: Principal, data: TransferInpu
         if state.location != node_code:
             located_since = event_time
     reasons = [str(r) for r in decision.reasons]
+    moved: dict[str, Any] = {
+        "box_id": state.id,
+        "new_status": new_status,
+        "new_location": location,
+        "new_last_event_time": last_event_time,
+    }
+    if located_since is not None:
+        moved["new_located_since"] = located_since
     event = append_event(
         session,
         ChainHead(state.id, state.number, state.declaration_id, state.evidence_head, state.evidence_length),
@@ -209,36 +222,25 @@ def register_transfer(session: Session, principal: Principal, data: TransferInpu
             "status": new_status,
             "recorded_by": principal.name,
         },
+        then=_UPDATE if located_since is None else _UPDATE_MOVED,
+        then_params=moved,
     )
-    update_values = {
-        "container_id": state.id,
-        "new_status": new_status,
-        "new_location": location,
-        "new_last_event_time": last_event_time,
-        "new_head": event.hash,
-        "new_length": event.seq,
-    }
-    if located_since is None:
-        conn.execute(_UPDATE, update_values)
-    else:
-        conn.execute(_UPDATE_MOVED, {**update_values, "new_located_since": located_since})
 
-    container: Container | None = None
-    if state.subscribed or decision.alert_kind is not None:
+    if state.subscribed:
         container = session.get_one(Container, state.id, populate_existing=True)
+        webhooks.enqueue_container_event(session, container, event.as_event())
     else:
         stale = session.identity_map.get(Session.identity_key(Container, state.id))
         if stale is not None:
             session.expire(stale)
-    if state.subscribed:
-        assert container is not None
-        webhooks.enqueue_container_event(session, container, event)
     alert = None
     if decision.alert_kind is not None:
-        assert container is not None
+        subject = AlertSubject(
+            state.id, state.number, state.party_id, location, state.inspection_node, subscribed=state.subscribed
+        )
         alert = raise_alert(
             session,
-            container,
+            subject,
             decision.alert_kind,
             node=node_code,
             now=now,
@@ -251,5 +253,7 @@ def register_transfer(session: Session, principal: Principal, data: TransferInpu
                 "unexpected": list(decision.seals.unexpected),
             },
             dedupe_key=f"event:{event.id}",
+            office=state.node_office,
+            new_cause=True,
         )
-    return TransferResult(event, state.number, alert)
+    return TransferResult(event.id, state.number, node_code, str(decision.decision), reasons, alert)

@@ -344,12 +344,12 @@ def _office_of(session: Session, node: str | None) -> str | None:
     return session.scalar(select(Node.customs_office).where(Node.code == node))
 
 
-def enqueue_alert(session: Session, container: Container, alert: Alert) -> list[OutboxMessage]:
-    """`alert.<kind>` for the container's forwarder, the supervisors of the alert's office, and admins."""
+def enqueue_alert(session: Session, number: str, alert: Alert) -> list[OutboxMessage]:
+    """`alert.<kind>` for the forwarder of container `number`, the supervisors of the alert's office, and admins."""
     return _enqueue(
         session,
         f"alert.{alert.kind}",
-        alert_data(alert, container.number),
+        alert_data(alert, number),
         party_id=alert.party_id,
         office=lambda: alert.office,
         now=alert.created_at,

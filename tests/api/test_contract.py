@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
+
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from api import create_app
 from api.extensions import db
-from tests.conftest import bearer, make_key
+from tests.conftest import ADMIN_TOKEN, TestDatabase, bearer, make_key
 from tracking.access import hash_token
 from tracking.models import ApiKey, Party
 
@@ -76,6 +80,37 @@ def test_key_scopes_must_name_known_things(
 def test_scoped_keys_authenticate(client: FlaskClient) -> None:
     supervisor = make_key(client, name="Nansha customs", role="supervisor", offices=["CN-GUANGZHOU"])
     assert client.get("/api/v1/nodes", headers=bearer(supervisor)).status_code == 200
+
+
+def revoke(app: Flask, token: str) -> None:
+    with db.new_session(app=app) as session:
+        key = session.scalars(select(ApiKey).where(ApiKey.token_hash == hash_token(token))).one()
+        key.revoked_at = datetime.now(UTC)
+        session.commit()
+
+
+def test_a_revoked_key_is_refused_once_the_workers_trust_in_it_runs_out(app: Flask, client: FlaskClient) -> None:
+    app.extensions["railsea_principals"].max_age_s = 0.3  # AUTH_CACHE_S, 1 s by default
+    operator = make_key(client, name="Nansha gate", role="operator", nodes=["CNNSA"])
+    assert client.get("/api/v1/me", headers=bearer(operator)).status_code == 200
+    revoke(app, operator)
+    # Looked up a moment ago: trusted for at most AUTH_CACHE_S, then looked up again and refused.
+    time.sleep(0.35)
+    response = client.get("/api/v1/me", headers=bearer(operator))
+    assert response.status_code == 401
+    assert "revoked" in response.get_json()["detail"]
+
+
+def test_without_the_auth_cache_a_revoked_key_is_refused_at_once(app: Flask, database: TestDatabase) -> None:
+    uncached = create_app(
+        {"TESTING": True, "DATABASE_URL": database.url, "ADMIN_TOKEN": ADMIN_TOKEN, "AUTH_CACHE_S": 0}
+    )
+    client = uncached.test_client()
+    operator = make_key(client, name="Nansha gate", role="operator", nodes=["CNNSA"])
+    assert client.get("/api/v1/me", headers=bearer(operator)).status_code == 200
+    revoke(uncached, operator)
+    assert client.get("/api/v1/me", headers=bearer(operator)).status_code == 401
+    uncached.extensions["railsea_db"].dispose()
 
 
 def test_an_oversized_body_is_413_before_it_is_read(client: FlaskClient, admin: dict) -> None:
