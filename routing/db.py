@@ -59,6 +59,9 @@ def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
     cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
     cur.execute("PRAGMA journal_mode = WAL")
     cur.execute("PRAGMA synchronous = NORMAL")
+    if getattr(dbapi_conn, "gate", False) is None:
+        # A gated file's writers leave checkpoints to the process's checkpointer (`WalCheckpointer`).
+        cur.execute("PRAGMA wal_autocheckpoint = 0")
     cur.execute("PRAGMA foreign_keys = ON")
     if cur.execute("SELECT CheckSpatialMetaData()").fetchone()[0] < 1:
         # WGS84 only: a new database stays small (332 KB instead of 6.5 MB) and is created fast.
@@ -135,7 +138,42 @@ class WriterGate:
             self._turn.notify()
 
 
+class WalCheckpointer:
+    """Copies a SQLite file's write-ahead log back into the database from a thread of its own, once a second.
+
+    SQLite otherwise does it in the transaction whose commit takes the log past 1,000 pages: every seventieth
+    transfer or so then waited for a checkpoint, the tail latency of every write. This thread's checkpoints are
+    PASSIVE: they never wait for or hold up a writer or a reader. Started by the first write of a process on a
+    gated file (`gated_connection`); a daemon, gone with its process."""
+
+    INTERVAL_S = 1.0
+
+    def __init__(self, path: str, module: Any) -> None:
+        self.path, self._module = path, module
+        self._thread = threading.Thread(target=self._run, name=f"wal-checkpoint {Path(path).name}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        conn, inode = None, None
+        while True:
+            time.sleep(self.INTERVAL_S)
+            try:
+                current = os.stat(self.path).st_ino
+            except OSError:
+                continue  # not there (now): nothing to checkpoint
+            if conn is None or current != inode:  # first time, or the file was replaced
+                if conn is not None:
+                    conn.close()
+                conn, inode = self._module.connect(self.path, timeout=0, check_same_thread=False), current
+                conn.isolation_level = None
+            try:
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except self._module.Error:
+                continue  # busy or locked now: next time
+
+
 _GATES: dict[str, WriterGate] = {}
+_CHECKPOINTERS: dict[tuple[str, int], WalCheckpointer] = {}
 _GATES_LOCK = threading.Lock()
 
 
@@ -149,8 +187,21 @@ def gate_of(database: str) -> WriterGate:
         return gate
 
 
+def checkpointer_of(path: str, module: Any) -> WalCheckpointer:
+    """The process's checkpointer of a SQLite file, started on first use."""
+    key = (path, os.getpid())
+    found = _CHECKPOINTERS.get(key)
+    if found is None:
+        with _GATES_LOCK:
+            found = _CHECKPOINTERS.get(key)
+            if found is None:
+                found = _CHECKPOINTERS[key] = WalCheckpointer(path, module)
+    return found
+
+
 def gated_connection(module: Any) -> type:
-    """A DBAPI connection class of `module` (pysqlite3) that lets its gate go after COMMIT, ROLLBACK or close."""
+    """A DBAPI connection class of `module` (pysqlite3) that lets its gate go after COMMIT, ROLLBACK or close, and
+    whose writes are checkpointed by the process's `WalCheckpointer`."""
 
     class GatedConnection(module.Connection):
         gate: WriterGate | None = None
@@ -159,6 +210,7 @@ def gated_connection(module: Any) -> type:
             gate, self.gate = self.gate, None
             if gate is not None:
                 gate.release()
+                checkpointer_of(gate.path.removesuffix("-writer"), module)
 
         def commit(self) -> None:
             try:
