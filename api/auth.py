@@ -51,6 +51,11 @@ class Principals:
             return None
         return known[0]
 
+    def forget(self, key_id: int) -> None:
+        """Stop trusting a key (revoked through this worker) at once."""
+        with self._lock:
+            self._known = {h: v for h, v in self._known.items() if v[0].key_id != key_id}
+
     def put(self, token_hash: str, found: Principal) -> None:
         if self.max_age_s <= 0:
             return

@@ -20,7 +20,7 @@ from routing.errors import DomainError
 from routing.reference import read_reference
 from routing.service import load_network
 from tracking import containers, jobs
-from tracking.access import ADMIN, create_key
+from tracking.access import ADMIN, create_key, revoke_key
 from tracking.clock import utcnow
 from tracking.evidence import verify_chain
 
@@ -94,6 +94,20 @@ def keys_create(role: str, name: str, party: str | None, nodes: str, offices: st
             raise click.ClickException(f"{exc.detail} {details}".strip()) from exc
         session.commit()
     click.echo(token)
+
+
+@keys_group.command("revoke")
+@click.argument("key_id", type=int)
+@with_appcontext
+def keys_revoke(key_id: int) -> None:
+    """Revoke a key: refused by every API worker within RAILSEA_AUTH_CACHE_S (1 s by default)."""
+    with db.new_session() as session:
+        try:
+            revoke_key(session, key_id, utcnow())
+        except DomainError as exc:
+            raise click.ClickException(exc.detail) from exc
+        session.commit()
+    click.echo(f"key {key_id} revoked")
 
 
 @cli.command("scheduler")

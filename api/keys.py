@@ -5,14 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 import marshmallow as ma
+from flask import Response, after_this_request, current_app
 from flask_smorest import Blueprint
 from marshmallow import validate
 
-from api.auth import principal, roles
+from api.auth import Principals, principal, roles
 from api.extensions import db
 from api.fields import NodeCode, OfficeCode, Text
 from api.transaction import transaction
-from tracking.access import create_key
+from tracking.access import create_key, revoke_key
+from tracking.clock import utcnow
 from tracking.vocab import Role
 
 blp = Blueprint("keys", __name__, url_prefix="/api/v1", description="API keys")
@@ -65,3 +67,19 @@ def create(data: dict[str, Any]) -> dict[str, Any]:
     """Create an API key (admin)"""
     key, token = create_key(db.session, **data)
     return {"id": key.id, "token": token}
+
+
+@blp.route("/keys/<int:key_id>", methods=["DELETE"])
+@roles(Role.ADMIN)
+@transaction
+@blp.response(204)
+@blp.alt_response(404, response="NOT_FOUND")
+def revoke(key_id: int) -> None:
+    """Revoke an API key (admin): refused at once by this worker, by every other within RAILSEA_AUTH_CACHE_S"""
+    revoke_key(db.session, key_id, utcnow())
+    principals: Principals = current_app.extensions["railsea_principals"]
+
+    @after_this_request
+    def forget(response: Response) -> Response:  # once committed: a request meanwhile could trust it again
+        principals.forget(key_id)
+        return response

@@ -7,13 +7,15 @@ import hmac
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from routing.errors import InvalidError
+from routing.errors import InvalidError, NotFoundError
 from routing.models import Node
 from tracking.models import ApiKey, Party
+from tracking.pagination import MAX_ID
 from tracking.vocab import Role
 
 TOKEN_PREFIX = "rs_"
@@ -138,3 +140,14 @@ def create_key(
     session.add(key)
     session.flush()
     return key, token
+
+
+def revoke_key(session: Session, key_id: int, now: datetime) -> ApiKey:
+    """Revoke a key: its token is refused from now on (by each API worker once its trust in the key runs out,
+    `RAILSEA_AUTH_CACHE_S`). Revoking a revoked key changes nothing."""
+    key = session.get(ApiKey, key_id) if 0 < key_id <= MAX_ID else None
+    if key is None:
+        raise NotFoundError(f"No API key {key_id}.")
+    if key.revoked_at is None:
+        key.revoked_at = now
+    return key

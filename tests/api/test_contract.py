@@ -101,6 +101,29 @@ def test_a_revoked_key_is_refused_once_the_workers_trust_in_it_runs_out(app: Fla
     assert "revoked" in response.get_json()["detail"]
 
 
+def test_an_admin_revokes_a_key_and_this_worker_refuses_it(app: Flask, client: FlaskClient, admin: dict) -> None:
+    created = client.post(
+        "/api/v1/keys", json={"name": "Nansha gate", "role": "operator", "nodes": ["CNNSA"]}, headers=admin
+    ).get_json()
+    assert client.get("/api/v1/me", headers=bearer(created["token"])).status_code == 200  # now trusted for a second
+    operator = bearer(created["token"])
+    assert client.delete(f"/api/v1/keys/{created['id']}", headers=operator).status_code == 403
+    response = client.delete(f"/api/v1/keys/{created['id']}", headers=admin)
+    assert response.status_code == 204
+    assert response.data == b""
+    refused = client.get("/api/v1/me", headers=operator)
+    assert refused.status_code == 401
+    assert refused.content_type == "application/problem+json"
+    assert client.delete(f"/api/v1/keys/{created['id']}", headers=admin).status_code == 204  # revoked already
+    missing = client.delete("/api/v1/keys/999999", headers=admin)
+    assert missing.status_code == 404
+    assert missing.content_type == "application/problem+json"
+    with app.app_context():
+        key = db.session.get(ApiKey, created["id"])
+        assert key is not None
+        assert key.revoked_at is not None
+
+
 def test_without_the_auth_cache_a_revoked_key_is_refused_at_once(app: Flask, database: TestDatabase) -> None:
     uncached = create_app(
         {"TESTING": True, "DATABASE_URL": database.url, "ADMIN_TOKEN": ADMIN_TOKEN, "AUTH_CACHE_S": 0}

@@ -13,8 +13,11 @@ from sqlalchemy.orm import Session
 
 from api import create_app
 from api.cli import cli
+from api.extensions import db
 from routing.models import Leg, NetworkVersion, Node
-from tests.conftest import TestDatabase, backend_url
+from tests.conftest import ADMIN_TOKEN, TestDatabase, backend_url, bearer
+from tracking.access import hash_token
+from tracking.models import ApiKey
 
 
 @pytest.fixture
@@ -58,6 +61,23 @@ def test_keys_create_prints_only_the_token(app: Flask) -> None:
     assert token.startswith("rs_")
     assert "\n" not in token
     assert " " not in token
+
+
+def test_keys_revoke_refuses_the_token(app: Flask) -> None:
+    client = app.test_client()
+    token = railsea(app, "keys", "create", "--role", "operator", "--name", "Nansha gate", "--nodes", "CNNSA").stdout
+    token = token.strip()
+    other = client.post("/api/v1/keys", json={"name": "x", "role": "admin"}, headers=bearer(ADMIN_TOKEN)).get_json()
+    assert client.get("/api/v1/me", headers=bearer(token)).status_code == 200
+    with app.app_context():
+        revoked = db.session.scalar(select(ApiKey.id).where(ApiKey.token_hash == hash_token(token)))
+    result = railsea(app, "keys", "revoke", str(revoked))
+    assert result.exit_code == 0, result.output
+    assert f"key {revoked} revoked" in result.output
+    app.extensions["railsea_principals"].max_age_s = 0  # this test's worker: no trust left from the request above
+    assert client.get("/api/v1/me", headers=bearer(token)).status_code == 401
+    assert client.get("/api/v1/me", headers=bearer(other["token"])).status_code == 200  # other keys unaffected
+    assert railsea(app, "keys", "revoke", "999999").exit_code != 0
 
 
 def test_keys_create_refuses_unknown_nodes(app: Flask) -> None:
