@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -135,15 +136,13 @@ def record_event(
 
 # Its id comes back by RETURNING on PostgreSQL, from the last row id on SQLite.
 _INSERT_EVENT = insert(Event)
-# `append_event`'s insert with a caller's statement as a CTE, per statement (PostgreSQL: one round trip for both).
-_WITH: dict[int, tuple[Update, Executable]] = {}
 
 
+@functools.cache
 def _insert_with(then: Update) -> Executable:
-    found = _WITH.get(id(then))
-    if found is None or found[0] is not then:
-        found = _WITH[id(then)] = (then, insert(Event).add_cte(then.cte("head_moved")).returning(Event.id))
-    return found[1]
+    """`append_event`'s insert with a caller's statement as a CTE, built once per statement (PostgreSQL: one round
+    trip for both)."""
+    return insert(Event).add_cte(then.cte("head_moved")).returning(Event.id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,14 +152,6 @@ class Appended:
 
     id: int
     values: dict[str, Any]
-
-    @property
-    def hash(self) -> str:
-        return str(self.values["hash"])
-
-    @property
-    def seq(self) -> int:
-        return int(self.values["seq"])
 
     def as_event(self) -> Event:
         """The stored row as an Event, detached from any session."""
