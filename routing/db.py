@@ -267,6 +267,12 @@ def _prepare_threshold(url: URL) -> tuple[URL, int | None] | None:
     return url.difference_update_query([PREPARE_THRESHOLD]), threshold
 
 
+def _in_memory(url: URL) -> bool:
+    """A SQLite database in memory: its pool (one connection per thread) takes no size."""
+    database = url.database or ""
+    return url.get_backend_name() == "sqlite" and (database in ("", ":memory:") or "mode=memory" in database)
+
+
 def make_engine(url: str | URL, *, pool_size: int | None = None, **kwargs: Any) -> Engine:
     """An engine for a SpatiaLite file (WAL, busy timeout, mod_spatialite) or for PostgreSQL + PostGIS.
 
@@ -276,6 +282,11 @@ def make_engine(url: str | URL, *, pool_size: int | None = None, **kwargs: Any) 
     exist` / `already exists`). A number sets psycopg's threshold instead; note that `0` means "prepare every
     statement at once", not "never". SQLite URLs are not affected."""
     parsed = normalise_url(url)
+    if pool_size is not None and not _in_memory(parsed):
+        # As many kept connections as threads that may use one at once; a few more for bursts (background jobs,
+        # the live stream), which are closed again when they come back.
+        kwargs.setdefault("pool_size", pool_size)
+        kwargs.setdefault("max_overflow", max(4, pool_size // 2))
     if parsed.get_backend_name() == "sqlite":
         import pysqlite3.dbapi2 as sqlite
 
