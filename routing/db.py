@@ -6,6 +6,7 @@ import fcntl
 import os
 import threading
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -74,8 +75,9 @@ class WriterGate:
 
     SQLite makes a writer that finds the database locked poll for it, sleeping 1, 2, 5, ... up to 100 ms between
     tries: under load the database then stands idle between transactions while every waiter sleeps. Writers that
-    pass this gate wait in a queue instead: a lock among the threads of a process (woken as soon as the holder lets
-    go), then an advisory lock (`flock`) on `<database>-writer` among processes, looked at every 0.1 to 1 ms. It is
+    pass this gate wait in a queue instead: among the threads of a process, first come first served (the holder
+    hands the gate to the first waiter, whom no later arrival overtakes), then an advisory lock (`flock`) on
+    `<database>-writer` among processes, looked at every 0.1 to 1 ms. It is
     taken just before `BEGIN IMMEDIATE` and let go once the COMMIT or ROLLBACK is done (`gated_connection`). One
     gate per file and process (`gate_of`), re-entrant within a thread, so that a thread nesting two writers meets
     SQLite's busy timeout as before rather than waiting on itself. Anything else writing the file (the sqlite3
@@ -83,22 +85,32 @@ class WriterGate:
 
     def __init__(self, database: str) -> None:
         self.path = f"{database}-writer"
-        self._turn = threading.Condition()
+        self._mutex = threading.Lock()
         self._owner: int | None = None  # the thread holding the gate
         self._depth = 0
+        self._queue: deque[tuple[int, threading.Lock]] = deque()  # who waits, first come first served
         self._fd: int | None = None
         self._pid = 0
 
     def acquire(self, timeout_s: float = SQLITE_BUSY_TIMEOUT_MS / 1000) -> None:
         deadline = time.monotonic() + timeout_s
         me = threading.get_ident()
-        with self._turn:
+        with self._mutex:
             if self._owner == me:
                 self._depth += 1
                 return
-            if not self._turn.wait_for(lambda: self._owner is None, timeout=timeout_s):
-                raise TimeoutError(f"no write access to {self.path.removesuffix('-writer')} within {timeout_s:g} s")
-            self._owner, self._depth = me, 1
+            if self._owner is None:
+                self._owner, self._depth = me, 1
+                turn = None
+            else:
+                turn = threading.Lock()
+                turn.acquire()
+                self._queue.append((me, turn))
+        if turn is not None and not turn.acquire(timeout=timeout_s):
+            with self._mutex:
+                if (me, turn) in self._queue:  # not handed over meanwhile
+                    self._queue.remove((me, turn))
+                    raise TimeoutError(f"no write access to {self.path.removesuffix('-writer')} within {timeout_s:g} s")
         try:
             self._lock_file(deadline)
         except BaseException:
@@ -122,7 +134,7 @@ class WriterGate:
 
     def release(self) -> None:
         """Let go (from any thread: a connection may be rolled back where it is collected)."""
-        with self._turn:
+        with self._mutex:
             self._depth -= 1
             if self._depth > 0:
                 return
@@ -133,9 +145,14 @@ class WriterGate:
             self._let_in_next()
 
     def _let_in_next(self) -> None:
-        with self._turn:
-            self._owner, self._depth = None, 0
-            self._turn.notify()
+        """Hand the gate to the first in the queue (it owns it from now, so nobody arriving meanwhile overtakes it)."""
+        with self._mutex:
+            if self._queue:
+                self._owner, turn = self._queue.popleft()
+                self._depth = 1
+                turn.release()
+            else:
+                self._owner, self._depth = None, 0
 
 
 class WalCheckpointer:
@@ -143,10 +160,16 @@ class WalCheckpointer:
 
     SQLite otherwise does it in the transaction whose commit takes the log past 1,000 pages: every seventieth
     transfer or so then waited for a checkpoint, the tail latency of every write. This thread's checkpoints are
-    PASSIVE: they never wait for or hold up a writer or a reader. Started by the first write of a process on a
-    gated file (`gated_connection`); a daemon, gone with its process."""
+    PASSIVE: they neither wait for nor hold up a writer or a reader. But the log starts over only when a writer
+    finds all of it copied back, and under a steady stream of writes some are always committed during the pass: the
+    log then grew without end (28,000 pages, 110 MB, in 30 s of transfers). So when a pass leaves a log of 1,000
+    pages or more, a second one copies what was committed meanwhile (a few ms of work) with writers held at the
+    gate, and the next writer starts the log over. Started by the first write of a process on a gated file
+    (`gated_connection`); a daemon, gone with its process."""
 
     INTERVAL_S = 1.0
+    RESTART_PAGES = 1000
+    GATE_WAIT_S = 1.0
 
     def __init__(self, path: str, module: Any) -> None:
         self.path, self._module = path, module
@@ -167,9 +190,20 @@ class WalCheckpointer:
                 conn, inode = self._module.connect(self.path, timeout=0, check_same_thread=False), current
                 conn.isolation_level = None
             try:
-                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-            except self._module.Error:
+                self.checkpoint(conn)
+            except (self._module.Error, TimeoutError):
                 continue  # busy or locked now: next time
+
+    def checkpoint(self, conn: Any) -> None:
+        """One pass on `conn` (a connection of its own, in autocommit); finished at the gate if the log is long."""
+        _, pages, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        if pages >= self.RESTART_PAGES:
+            gate = gate_of(self.path)
+            gate.acquire(timeout_s=self.GATE_WAIT_S)
+            try:
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            finally:
+                gate.release()
 
 
 _GATES: dict[str, WriterGate] = {}

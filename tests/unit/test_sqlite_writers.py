@@ -9,10 +9,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pysqlite3.dbapi2
 import pytest
 from sqlalchemy import Engine, text
 
-from routing.db import WalCheckpointer, gate_of, make_engine, writer
+from routing.db import WalCheckpointer, checkpointer_of, gate_of, make_engine, writer
 
 
 @pytest.fixture
@@ -84,3 +85,49 @@ def test_the_write_ahead_log_is_checkpointed_by_its_own_thread(engine: Engine) -
     write(300)
     # After a complete checkpoint the next writer starts the log from its beginning again: it does not grow.
     assert wal.stat().st_size <= grown * 1.2
+
+
+def _log_restarts(wal: Path) -> int:
+    """The write-ahead log's checkpoint sequence number: one more each time the log starts over (SQLite's WAL
+    header, bytes 12 to 15)."""
+    with wal.open("rb") as f:
+        return int.from_bytes(f.read(16)[12:16], "big")
+
+
+def test_under_a_steady_stream_of_writes_the_log_still_starts_over(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wal = Path(f"{engine.url.database}-wal")
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)"))
+    stop, failures = threading.Event(), []
+
+    def write() -> None:
+        try:
+            while not stop.is_set():
+                with writer(engine).begin() as conn:
+                    conn.execute(text("INSERT INTO notes (body) VALUES (:b)"), {"b": "x" * 3000})
+        except Exception as exc:  # pragma: no cover - reported below
+            failures.append(exc)
+
+    writers = [threading.Thread(target=write) for _ in range(4)]
+    for t in writers:
+        t.start()
+    monkeypatch.setattr(WalCheckpointer, "RESTART_PAGES", 50)
+    checkpointer = checkpointer_of(str(Path(str(engine.url.database)).resolve()), pysqlite3.dbapi2)
+    conn = pysqlite3.dbapi2.connect(str(engine.url.database), timeout=0, check_same_thread=False)
+    conn.isolation_level = None
+    try:
+        time.sleep(0.2)
+        first = _log_restarts(wal)
+        for _ in range(30):  # passes every 50 ms while the writers go on
+            checkpointer.checkpoint(conn)
+            time.sleep(0.05)
+        restarts = _log_restarts(wal) - first
+    finally:
+        stop.set()
+        for t in writers:
+            t.join()
+        conn.close()
+    assert failures == []
+    assert restarts >= 5
