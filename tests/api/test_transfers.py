@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta, timezone
+from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy.orm import Session
 
+from api.extensions import db
+from routing.db import writer
 from tests.api.helpers import (
     DESTINATION,
     ITINERARY,
@@ -31,6 +37,9 @@ from tests.api.helpers import (
     transfer,
 )
 from tests.conftest import bearer, make_key
+from tracking.access import ADMIN
+from tracking.inspections import InspectionInput
+from tracking.inspections import inspect as record_inspection
 
 BOX = container_number(1)
 CUSTOMS_SEAL, CARRIER_SEAL = seals_for(BOX)
@@ -371,3 +380,37 @@ def test_without_a_token_it_is_401_whatever_the_body(client: FlaskClient, path: 
         f"the caller is authenticated and an anonymous caller gets {response.status_code} with the schema's errors"
     )
     assert response.headers["WWW-Authenticate"] == 'Bearer realm="railsea"'
+
+
+def test_a_transfer_waiting_for_an_inspection_of_its_box_is_decided_on_the_seals_it_applied(
+    app: Flask, people: Actors, declared: dict
+) -> None:
+    """The inspection re-seals the box while a transfer of it waits for the box (its row lock on PostGIS, the
+    writer gate on SpatiaLite): the transfer must see the new seals, not those read before it waited."""
+    with app.app_context():
+        engine = db.engine
+    inspection = Session(bind=writer(engine))
+    record_inspection(
+        inspection,
+        ADMIN,
+        InspectionInput(container=BOX, node=ITINERARY[1], result="cleared", seals_applied=[("CN-NEW-7", "bolt")]),
+        now(),
+    )  # not committed yet: the box stays with this transaction
+    outcome: dict[str, Any] = {}
+
+    def arrive() -> None:
+        response = transfer(app.test_client(), people.operator, container=BOX, node=ITINERARY[2], seals=["CN-NEW-7"])
+        outcome["status"], outcome["body"] = response.status_code, response.get_json()
+
+    waiting = threading.Thread(target=arrive)
+    waiting.start()
+    try:
+        time.sleep(0.5)
+        assert waiting.is_alive()  # it waits for the box
+        inspection.commit()
+    finally:
+        inspection.close()
+        waiting.join(timeout=30)
+    assert outcome["status"] == 201, outcome
+    assert outcome["body"]["decision"] == "release", outcome
+    assert outcome["body"]["reasons"] == []
