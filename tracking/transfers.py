@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, exists, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, exists, func, select, update
+from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy.orm import Session, aliased
 
 from routing.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
 from routing.models import Node
@@ -110,12 +111,22 @@ _STATE = (
     .where(Container.id == _CURRENT)
     .with_for_update(of=Container)
 )
-# The expected seals are read once the row is locked: under PostgreSQL's READ COMMITTED, a statement that waited for
-# the lock still sees the rows of other tables as they were when it started, so a seal change committed meanwhile
-# (an inspection) would be missed in a join. A SQLite transaction reads one snapshot throughout, and its writer holds
-# the database: there the seals come in the same statement, one row per seal.
+# The expected seals. A SQLite transaction reads one snapshot throughout, and its writer holds the database: there
+# the seals come in the same statement, one row per seal. Under PostgreSQL's READ COMMITTED, a statement that waited
+# for the row lock gets the row as the other transaction left it but still reads everything else as it was when the
+# statement started, so a seal change committed meanwhile (an inspection) would be missed. Every change to a box
+# appends to its evidence chain, so the statement also reads the chain's length as of its start: when that differs
+# from the locked row's, the box changed while we waited, and the seals are read again (rare: only under contention).
 _EXPECTED_SEALS = (
     select(Seal.normalised).where(Seal.container_id == bindparam("container_id"), Seal.expected).order_by(Seal.id)
+)
+_SEEN = aliased(Container, name="seen")
+_STATE_LOCKED = _STATE.add_columns(
+    select(func.array_agg(aggregate_order_by(Seal.normalised, Seal.id)))
+    .where(Seal.container_id == Container.id, Seal.expected)
+    .scalar_subquery()
+    .label("seals"),
+    select(_SEEN.evidence_length).where(_SEEN.id == Container.id).scalar_subquery().label("seen_length"),
 )
 _STATE_AND_SEALS = (
     _STATE.add_columns(Seal.normalised.label("seal"))
@@ -155,7 +166,7 @@ def register_transfer(session: Session, principal: Principal, data: TransferInpu
     conn = session.connection()
     params = {"number": iso6346.normalise(data.container), "node": data.node}
     one_snapshot = conn.dialect.name == "sqlite"
-    rows = conn.execute(_STATE_AND_SEALS if one_snapshot else _STATE, params).all()
+    rows = conn.execute(_STATE_AND_SEALS if one_snapshot else _STATE_LOCKED, params).all()
     state = rows[0] if rows else None
     known_node = state.node_code if state is not None else conn.execute(_NODE, {"node": data.node}).scalar()
     if known_node is None:
@@ -185,7 +196,9 @@ def register_transfer(session: Session, principal: Principal, data: TransferInpu
     )
     if one_snapshot:
         expected = [row.seal for row in rows if row.seal is not None]
-    else:
+    elif state.seen_length == state.evidence_length:
+        expected = list(state.seals or ())
+    else:  # changed while this statement waited for the lock
         expected = list(conn.execute(_EXPECTED_SEALS, {"container_id": state.id}).scalars())
     decision = decide_transfer(expected, observed, context)
 
