@@ -8,7 +8,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, exists, func, select, update
-from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session, aliased
 
 from routing.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
@@ -122,7 +121,7 @@ _EXPECTED_SEALS = (
 )
 _SEEN = aliased(Container, name="seen")
 _STATE_LOCKED = _STATE.add_columns(
-    select(func.array_agg(aggregate_order_by(Seal.normalised, Seal.id)))
+    select(func.array_agg(Seal.normalised))  # a set to the seal rule: no order needed
     .where(Seal.container_id == Container.id, Seal.expected)
     .scalar_subquery()
     .label("seals"),
