@@ -16,8 +16,8 @@ class Defaults:
     # Optional PostgreSQL streaming replica: GET requests and route planning read there (writes, the live stream and
     # jobs stay on the primary). Reads may trail the primary by the replica's replay lag.
     DATABASE_REPLICA_URL: str | None = None
-    # Connections each worker keeps open to the database (and as many again at peaks); unset: the worker's threads
-    # under `railsea serve`, else 10.
+    # Connections each worker keeps open to the database (half as many again, at least 4, at peaks); unset: the
+    # worker's threads under `railsea serve`, else 10.
     DATABASE_POOL_SIZE: int | None = None
     # A bootstrap admin bearer token (never stored); create real keys with it.
     ADMIN_TOKEN: str | None = None

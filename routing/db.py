@@ -77,11 +77,11 @@ class WriterGate:
     tries: under load the database then stands idle between transactions while every waiter sleeps. Writers that
     pass this gate wait in a queue instead: among the threads of a process, first come first served (the holder
     hands the gate to the first waiter, whom no later arrival overtakes), then an advisory lock (`flock`) on
-    `<database>-writer` among processes, looked at every 0.1 to 1 ms. It is
-    taken just before `BEGIN IMMEDIATE` and let go once the COMMIT or ROLLBACK is done (`gated_connection`). One
-    gate per file and process (`gate_of`), re-entrant within a thread, so that a thread nesting two writers meets
-    SQLite's busy timeout as before rather than waiting on itself. Anything else writing the file (the sqlite3
-    shell) still meets SQLite's own lock and busy timeout."""
+    `<database>-writer` among processes, looked at every 0.1 to 1 ms. It is taken just before `BEGIN IMMEDIATE` and
+    let go once the COMMIT or ROLLBACK is done (`gated_connection`). One gate per file and process (`gate_of`),
+    re-entrant within a thread, so that a thread nesting two writers meets SQLite's busy timeout as before rather
+    than waiting on itself. Anything else writing the file (the sqlite3 shell) still meets SQLite's own lock and
+    busy timeout."""
 
     def __init__(self, database: str) -> None:
         self.path = f"{database}-writer"

@@ -142,7 +142,7 @@ _INSERT_EVENT = insert(Event)
 def _insert_with(then: Update) -> Executable:
     """`append_event`'s insert with a caller's statement as a CTE, built once per statement (PostgreSQL: one round
     trip for both)."""
-    return insert(Event).add_cte(then.cte("head_moved")).returning(Event.id)
+    return _INSERT_EVENT.add_cte(then.cte("head_moved")).returning(Event.id)
 
 
 @dataclass(frozen=True, slots=True)
