@@ -70,6 +70,62 @@ def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+class _FileLock:
+    """An exclusive `flock` on a file among processes, waited for without polling and given up at a timeout.
+
+    Uncontended, it is taken at once in the caller's thread. Otherwise a thread of its own blocks in `flock` (the
+    kernel wakes it the moment the holder lets go) while the caller waits for it with a timeout; if the caller has
+    given up by the time the lock comes, the thread lets it go again. The lock belongs to the open file, not to a
+    thread, so the caller holds it once the thread has it. One caller at a time (the gate's owner)."""
+
+    def __init__(self, fd: int, name: str) -> None:
+        self._fd, self._name = fd, name
+        self._changed = threading.Condition()
+        self._wanted = False  # a caller is waiting for the lock
+        self._granted = False  # the thread took it for that caller
+        self._blocked = False  # the thread is inside a blocking flock (perhaps for a caller who gave up)
+        self._thread: threading.Thread | None = None
+
+    def acquire(self, timeout_s: float) -> bool:
+        with self._changed:
+            if not self._blocked:  # nothing in flight: a first try needs no other thread
+                try:
+                    fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return True
+                except BlockingIOError:
+                    pass
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._wait, name=f"flock {self._name}", daemon=True)
+                self._thread.start()
+            self._wanted, self._granted = True, False
+            self._changed.notify_all()
+            granted = self._changed.wait_for(lambda: self._granted, max(0.0, timeout_s))
+            self._wanted = self._granted = False
+            return granted
+
+    def release(self) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def _wait(self) -> None:
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: self._wanted)
+                self._blocked = True
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+            except OSError:  # cannot happen on an open file; if it does, the next caller starts a new thread
+                with self._changed:
+                    self._blocked, self._thread = False, None
+                raise
+            with self._changed:
+                self._blocked = False
+                if self._wanted:
+                    self._wanted, self._granted = False, True
+                    self._changed.notify_all()
+                else:  # the caller gave up meanwhile
+                    fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+
 class WriterGate:
     """One writer transaction at a time on a SQLite file, handed from one to the next without delay.
 
@@ -77,11 +133,11 @@ class WriterGate:
     tries: under load the database then stands idle between transactions while every waiter sleeps. Writers that
     pass this gate wait in a queue instead: among the threads of a process, first come first served (the holder
     hands the gate to the first waiter, whom no later arrival overtakes), then an advisory lock (`flock`) on
-    `<database>-writer` among processes, looked at every 0.1 to 1 ms. It is taken just before `BEGIN IMMEDIATE` and
-    let go once the COMMIT or ROLLBACK is done (`gated_connection`). One gate per file and process (`gate_of`),
-    re-entrant within a thread, so that a thread nesting two writers meets SQLite's busy timeout as before rather
-    than waiting on itself. Anything else writing the file (the sqlite3 shell) still meets SQLite's own lock and
-    busy timeout."""
+    `<database>-writer` among processes, which the kernel gives a waiter the moment it is let go (`_FileLock`). It
+    is taken just before `BEGIN IMMEDIATE` and let go once the COMMIT or ROLLBACK is done (`gated_connection`).
+    One gate per file and process (`gate_of`), re-entrant within a thread, so that a thread nesting two writers
+    meets SQLite's busy timeout as before rather than waiting on itself. Anything else writing the file (the sqlite3
+    shell) still meets SQLite's own lock and busy timeout."""
 
     def __init__(self, database: str) -> None:
         self.path = f"{database}-writer"
@@ -89,7 +145,7 @@ class WriterGate:
         self._owner: int | None = None  # the thread holding the gate
         self._depth = 0
         self._queue: deque[tuple[int, threading.Lock]] = deque()  # who waits, first come first served
-        self._fd: int | None = None
+        self._file: _FileLock | None = None
         self._pid = 0
 
     def acquire(self, timeout_s: float = SQLITE_BUSY_TIMEOUT_MS / 1000) -> None:
@@ -118,19 +174,11 @@ class WriterGate:
             raise
 
     def _lock_file(self, deadline: float) -> None:
-        if self._fd is None or self._pid != os.getpid():  # a forked worker opens its own file description
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        if self._file is None or self._pid != os.getpid():  # a forked worker opens its own file description
+            self._file = _FileLock(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644), self.path)
             self._pid = os.getpid()
-        pause = 0.0001
-        while True:
-            try:
-                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"no write access to {self.path.removesuffix('-writer')} in time") from None
-                time.sleep(pause)
-                pause = min(pause * 2, 0.001)
+        if not self._file.acquire(deadline - time.monotonic()):
+            raise TimeoutError(f"no write access to {self.path.removesuffix('-writer')} in time")
 
     def release(self) -> None:
         """Let go (from any thread: a connection may be rolled back where it is collected)."""
@@ -139,8 +187,8 @@ class WriterGate:
             if self._depth > 0:
                 return
         try:
-            if self._fd is not None:
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
+            if self._file is not None:
+                self._file.release()
         finally:
             self._let_in_next()
 
@@ -350,3 +398,4 @@ def writer(engine: Engine) -> Engine:
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
+

@@ -69,6 +69,64 @@ def test_a_writer_of_another_process_holds_the_gate_until_it_lets_go(engine: Eng
         assert time.monotonic() - started < 2.0
 
 
+def test_a_writer_that_gave_up_does_not_keep_the_lock_when_it_comes(engine: Engine) -> None:
+    database = str(engine.url.database)
+    holder_script = (
+        "import fcntl, os, time\n"
+        f"fd = os.open({database + '-writer'!r}, os.O_RDWR | os.O_CREAT)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+        "print('held', flush=True)\n"
+        "time.sleep(0.5)\n"
+    )
+    taker_script = (  # another process that wants the lock once the holder has let go
+        "import fcntl, os, time\n"
+        f"fd = os.open({database + '-writer'!r}, os.O_RDWR | os.O_CREAT)\n"
+        "deadline = time.monotonic() + 3\n"
+        "while True:\n"
+        "    try:\n"
+        "        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
+        "        print('taken', flush=True)\n"
+        "        break\n"
+        "    except BlockingIOError:\n"
+        "        if time.monotonic() > deadline:\n"
+        "            print('never', flush=True)\n"
+        "            break\n"
+        "        time.sleep(0.01)\n"
+    )
+    with subprocess.Popen([sys.executable, "-c", holder_script], stdout=subprocess.PIPE) as holder:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == b"held"
+        gate = gate_of(database)
+        with pytest.raises(TimeoutError):
+            gate.acquire(timeout_s=0.1)  # gives up; its wait in the kernel goes on until the holder lets go
+        taker = subprocess.run([sys.executable, "-c", taker_script], capture_output=True, timeout=10)
+        assert taker.stdout.strip() == b"taken"  # the lock that came too late was let go at once
+    gate.acquire(timeout_s=5)  # and the gate still works for this process
+    gate.release()
+
+
+def test_writers_of_two_processes_lose_no_update(engine: Engine) -> None:
+    database = str(engine.url.database)
+    script = (
+        "import sys, threading\n"
+        "from sqlalchemy import text\n"
+        "from routing.db import make_engine, writer\n"
+        f"engine = make_engine({'sqlite:///' + database!r}, pool_size=4)\n"
+        "def work():\n"
+        "    for _ in range(100):\n"
+        "        with writer(engine).begin() as conn:\n"
+        "            n = conn.execute(text('SELECT n FROM counter WHERE id = 1')).scalar_one()\n"
+        "            conn.execute(text('UPDATE counter SET n = :n WHERE id = 1'), {'n': n + 1})\n"
+        "threads = [threading.Thread(target=work) for _ in range(4)]\n"
+        "for t in threads: t.start()\n"
+        "for t in threads: t.join()\n"
+    )
+    processes = [subprocess.Popen([sys.executable, "-c", script]) for _ in range(2)]
+    assert [p.wait(timeout=120) for p in processes] == [0, 0]
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT n FROM counter")).scalar_one() == 2 * 4 * 100
+
+
 def test_the_write_ahead_log_is_checkpointed_by_its_own_thread(engine: Engine) -> None:
     wal = Path(f"{engine.url.database}-wal")
     with engine.connect() as conn:
