@@ -10,7 +10,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, MetaData, create_engine, event, make_url
+from sqlalchemy import Engine, MetaData, create_engine, event, make_url, text
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -399,3 +399,11 @@ def writer(engine: Engine) -> Engine:
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
 
+
+def without_jit(session: Session) -> None:
+    """For the rest of the session's transaction, no JIT compilation on PostgreSQL: the planner switches it on for
+    a statement estimated expensive (one that reads a few hundred thousand rows once), where compiling takes longer
+    than it saves (1.3 of 2.3 s for a month of clearance figures at Nansha on the growth database). `SET LOCAL`
+    lasts until the transaction ends, so it is safe behind pgbouncer; SQLite has nothing to switch off."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL jit = off"))

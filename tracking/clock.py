@@ -11,7 +11,10 @@ def utcnow() -> datetime:
 
 def as_utc(moment: datetime) -> datetime:
     """Aware UTC; naive values (SQLite returns them) are taken as UTC."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    zone = moment.tzinfo
+    if zone is UTC:  # already (what this module makes): nothing to do
+        return moment
+    return moment.replace(tzinfo=UTC) if zone is None else moment.astimezone(UTC)
 
 
 def rfc3339(moment: datetime | None) -> str | None:
