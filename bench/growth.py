@@ -6,7 +6,9 @@ shared machine falls on both alike:
 - transfer throughput: `POST /api/v1/transfers` from a few concurrent clients, each request a distinct, valid
   transfer with an Idempotency-Key (declared boxes depart, arrive and transship along their itinerary);
 - timeline latency: `GET /api/v1/containers/{number}/events` and the container view `GET /api/v1/containers/{number}`
-  of boxes with 21 events, one request at a time, as their forwarder.
+  of boxes with 21 events, one request at a time, as their forwarder;
+- clearance analytics (no target): `GET /api/v1/analytics/clearance` for the 30 days before today at Nansha (the
+  busiest node of the fill) and at every node, as the admin.
 The boxes measured are declared and moved through the API in both databases, so their evidence chains are real.
 
 Run: .venv/bin/python -m bench.growth [--containers 1000000 --events 20000000 --readings 20000000] [--reuse]
@@ -165,6 +167,7 @@ class Subject:
     view_s: list[float] = field(default_factory=list)
     older_s: list[float] = field(default_factory=list)
     older_events: list[int] = field(default_factory=list)
+    clearance: dict[str, tuple[list[float], int]] = field(default_factory=dict)  # query: (seconds, transfers)
 
 
 def prepare(subject: Subject, rounds: int, clients: int, boxes: int) -> None:
@@ -298,6 +301,29 @@ def read_latency(subjects: list[Subject], warm_up: int, older: list[str]) -> Non
             filled.older_events.append(len(body["items"]))
 
 
+CLEARANCE_NODE = "CNNSA"
+CLEARANCE_REPEATS = 3
+
+
+def clearance_latency(subjects: list[Subject]) -> None:
+    """The clearance figures of the last 30 days, at Nansha and at every node: a first request (caches, pool), then
+    `CLEARANCE_REPEATS` timed ones, alternating the databases."""
+    to = datetime.now(UTC).date() - timedelta(days=1)
+    period = f"from={(to - timedelta(days=29)).isoformat()}&to={to.isoformat()}"
+    queries = {f"{CLEARANCE_NODE} 30 d": f"node={CLEARANCE_NODE}&{period}", "all nodes 30 d": period}
+    for label, query in queries.items():
+        for attempt in range(CLEARANCE_REPEATS + 1):
+            for subject in subjects if attempt % 2 == 0 else subjects[::-1]:
+                began = time.perf_counter()
+                status, body = subject.server.call("GET", f"/api/v1/analytics/clearance?{query}")
+                spent = time.perf_counter() - began
+                assert status == 200, body
+                transfers = sum(total["transfers"] for total in body["totals"])
+                samples, _ = subject.clearance.setdefault(label, ([], transfers))
+                if attempt:
+                    samples.append(spent)
+
+
 # --- an in-process profile of the statements each request issues -------------------------------------------------
 
 
@@ -412,6 +438,13 @@ def report(
         f50, f99 = summary(filled.older_s)
         print(f"{'GET events, boxes of the fill p50':34}{'':12}{f50:12.2f}{f50 / summary(empty.timeline_s)[0]:8.2f}")
         print(f"{'GET events, boxes of the fill p99':34}{'':12}{f99:12.2f}")
+    for label, (samples, transfers) in filled.clearance.items():
+        e_samples, e_transfers = empty.clearance[label]
+        e50, f50 = statistics.median(e_samples) * 1000, statistics.median(samples) * 1000
+        print(
+            f"{'GET clearance ' + label + ' p50 ms':34}{e50:12.1f}{f50:12.1f}{f50 / e50:8.1f}   no target "
+            f"({e_transfers:,} and {transfers:,} transfers in the period)"
+        )
     print(
         f"  (transfer latency with the clients running concurrently; reads one at a time: {len(empty.timeline_s)} "
         f"and {len(filled.timeline_s)} boxes of {len(MOVES) + 1} events; {len(filled.older_s)} of the forwarder's "
@@ -454,6 +487,7 @@ def main() -> None:
                 transfer_round(subject, subject.rounds[r], args.clients)
                 print(f"  round {r + 1:2} {subject.label:6}: {subject.rates[-1]:7.1f} transfers/s", flush=True)
         read_latency(subjects, warm_up=10, older=older_boxes(subjects[1], 200))
+        clearance_latency(subjects)
     if args.explain:
         for subject in subjects:
             profile(subject)
