@@ -7,6 +7,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pysqlite3.dbapi2
@@ -48,18 +49,26 @@ def test_threads_writing_at_once_each_get_their_turn(engine: Engine) -> None:
         assert conn.execute(text("SELECT n FROM counter")).scalar_one() == writes * threads  # no lost update
 
 
-def test_a_writer_of_another_process_holds_the_gate_until_it_lets_go(engine: Engine, tmp_path: Path) -> None:
-    database = str(engine.url.database)
+@contextmanager
+def another_process_holding_the_gate(database: str, seconds: float) -> Iterator[None]:
+    """A process that takes the gate's file lock, holds it for `seconds`, then ends (the block starts once it holds
+    the lock)."""
     script = (
         "import fcntl, os, time\n"
         f"fd = os.open({database + '-writer'!r}, os.O_RDWR | os.O_CREAT)\n"
         "fcntl.flock(fd, fcntl.LOCK_EX)\n"
         "print('held', flush=True)\n"
-        "time.sleep(1.0)\n"
+        f"time.sleep({seconds})\n"
     )
     with subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE) as holder:
         assert holder.stdout is not None
         assert holder.stdout.readline().strip() == b"held"
+        yield
+
+
+def test_a_writer_of_another_process_holds_the_gate_until_it_lets_go(engine: Engine, tmp_path: Path) -> None:
+    database = str(engine.url.database)
+    with another_process_holding_the_gate(database, 1.0):
         gate = gate_of(database)
         with pytest.raises(TimeoutError):
             gate.acquire(timeout_s=0.2)
@@ -71,13 +80,6 @@ def test_a_writer_of_another_process_holds_the_gate_until_it_lets_go(engine: Eng
 
 def test_a_writer_that_gave_up_does_not_keep_the_lock_when_it_comes(engine: Engine) -> None:
     database = str(engine.url.database)
-    holder_script = (
-        "import fcntl, os, time\n"
-        f"fd = os.open({database + '-writer'!r}, os.O_RDWR | os.O_CREAT)\n"
-        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
-        "print('held', flush=True)\n"
-        "time.sleep(0.5)\n"
-    )
     taker_script = (  # another process that wants the lock once the holder has let go
         "import fcntl, os, time\n"
         f"fd = os.open({database + '-writer'!r}, os.O_RDWR | os.O_CREAT)\n"
@@ -93,9 +95,7 @@ def test_a_writer_that_gave_up_does_not_keep_the_lock_when_it_comes(engine: Engi
         "            break\n"
         "        time.sleep(0.01)\n"
     )
-    with subprocess.Popen([sys.executable, "-c", holder_script], stdout=subprocess.PIPE) as holder:
-        assert holder.stdout is not None
-        assert holder.stdout.readline().strip() == b"held"
+    with another_process_holding_the_gate(database, 0.5):
         gate = gate_of(database)
         with pytest.raises(TimeoutError):
             gate.acquire(timeout_s=0.1)  # gives up; its wait in the kernel goes on until the holder lets go
