@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import random
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -169,28 +170,30 @@ def test_percentiles_interpolate_between_closest_ranks() -> None:
     assert analytics.percentile([], 0.5) is None
 
 
+D1 = D0 + timedelta(days=1)
+REPORTED = [
+    # Box 1: a visit across midnight (counted on the day it arrived), then cleared at its inspection node.
+    row(1, "CNNSA", t(D0, 23), "arrive", "release"),
+    row(1, "CNNSA", t(D1, 1), "depart", "release"),
+    row(1, "CNCSH", t(D1, 10), "arrive", "inspect"),
+    row(1, "CNCSH", t(D1, 14.5), None, "cleared"),
+    # Box 2: re-inspected for two reasons; a transship neither opens nor closes a visit; never departs.
+    row(2, "CNNSA", t(D0, 8), "transship", "reinspect", "seal_broken", "unsealed_activity"),
+    row(2, "CNNSA", t(D0, 9), "arrive", "hold"),
+    # Box 3: cleared away from its inspection node (no release), then refused at it (no release either).
+    row(3, "CNNSA", t(D0, 2), "arrive", "reinspect", "seal_mismatch"),
+    row(3, "CNNSA", t(D0, 2.5), None, "cleared"),
+    row(3, "CNNSA", t(D0, 6), "depart", "release"),
+    row(3, "CNCSH", t(D1, 3), "arrive", "inspect"),
+    row(3, "CNCSH", t(D1, 5), None, "refused"),
+    # Box 4: arrived the day before the period: neither its transfer nor its dwell count.
+    row(4, "CNNSA", t(D0 - timedelta(days=1), 20), "arrive", "release"),
+    row(4, "CNNSA", t(D0, 4), "depart", "release"),
+]
+
+
 def test_the_report_counts_each_figure_as_defined() -> None:
-    d1 = D0 + timedelta(days=1)
-    rows = [
-        # Box 1: a visit across midnight (counted on the day it arrived), then cleared at its inspection node.
-        row(1, "CNNSA", t(D0, 23), "arrive", "release"),
-        row(1, "CNNSA", t(d1, 1), "depart", "release"),
-        row(1, "CNCSH", t(d1, 10), "arrive", "inspect"),
-        row(1, "CNCSH", t(d1, 14.5), None, "cleared"),
-        # Box 2: re-inspected for two reasons; a transship neither opens nor closes a visit; never departs.
-        row(2, "CNNSA", t(D0, 8), "transship", "reinspect", "seal_broken", "unsealed_activity"),
-        row(2, "CNNSA", t(D0, 9), "arrive", "hold"),
-        # Box 3: cleared away from its inspection node (no release), then refused at it (no release either).
-        row(3, "CNNSA", t(D0, 2), "arrive", "reinspect", "seal_mismatch"),
-        row(3, "CNNSA", t(D0, 2.5), None, "cleared"),
-        row(3, "CNNSA", t(D0, 6), "depart", "release"),
-        row(3, "CNCSH", t(d1, 3), "arrive", "inspect"),
-        row(3, "CNCSH", t(d1, 5), None, "refused"),
-        # Box 4: arrived the day before the period: neither its transfer nor its dwell count.
-        row(4, "CNNSA", t(D0 - timedelta(days=1), 20), "arrive", "release"),
-        row(4, "CNNSA", t(D0, 4), "depart", "release"),
-    ]
-    report = analytics.clearance_report(rows, D0, d1)
+    report = analytics.clearance_report(REPORTED, D0, D1)
     days = {(f.node, f.day): f for f in report.days}
     nansha = days[("CNNSA", D0)]
     assert (nansha.transfers, nansha.released_directly, nansha.direct_release_share) == (6, 3, 0.5)
@@ -204,16 +207,24 @@ def test_the_report_counts_each_figure_as_defined() -> None:
     assert nansha.reinspected == 2
     # Dwell: box 3 from 02:00 to 06:00 (4 h), box 1 from 23:00 to 01:00 (2 h).
     assert nansha.dwell == analytics.Spread(2, 3.0, 3.8)
-    assert days[("CNNSA", d1)].transfers == 1
-    assert days[("CNNSA", d1)].dwell.count == 0
-    changsha = days[("CNCSH", d1)]
+    assert days[("CNNSA", D1)].transfers == 1
+    assert days[("CNNSA", D1)].dwell.count == 0
+    changsha = days[("CNCSH", D1)]
     assert (changsha.transfers, changsha.released_directly, changsha.direct_release_share) == (2, 0, 0.0)
     assert changsha.clearance == analytics.Spread(1, 4.5, 4.5)
     totals = {f.node: f for f in report.totals}
     assert totals["CNNSA"].transfers == 7
     assert totals["CNNSA"].dwell == analytics.Spread(2, 3.0, 3.8)
-    assert {item["day"] for item in report.as_dict()["items"]} == {D0.isoformat(), d1.isoformat()}
+    assert {item["day"] for item in report.as_dict()["items"]} == {D0.isoformat(), D1.isoformat()}
     assert "day" not in report.as_dict()["totals"][0]
+
+
+def test_the_report_does_not_depend_on_the_order_of_the_events() -> None:
+    in_order = analytics.clearance_report(REPORTED, D0, D1)
+    for seed in range(5):
+        shuffled = list(REPORTED)
+        random.Random(seed).shuffle(shuffled)
+        assert analytics.clearance_report(shuffled, D0, D1) == in_order
 
 
 # --- clearance analytics through the API ----------------------------------------------------------------------------
