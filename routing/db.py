@@ -400,10 +400,13 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 
-def without_jit(session: Session) -> None:
-    """For the rest of the session's transaction, no JIT compilation on PostgreSQL: the planner switches it on for
-    a statement estimated expensive (one that reads a few hundred thousand rows once), where compiling takes longer
-    than it saves (1.3 of 2.3 s for a month of clearance figures at Nansha on the growth database). `SET LOCAL`
-    lasts until the transaction ends, so it is safe behind pgbouncer; SQLite has nothing to switch off."""
+def for_reading_through(session: Session) -> None:
+    """Ready the rest of the session's transaction for a statement that is read to its last row, in batches (a
+    report over a period): on PostgreSQL, no JIT compilation, and the plan chosen for all rows, not for a cursor's
+    first ones. The planner switches JIT on for a statement estimated expensive, where compiling took 1.3 of 2.3 s
+    (a month of clearance figures at Nansha on the growth database); and it plans a cursor for its first tenth
+    (`cursor_tuple_fraction`), which made that month read every event in container order (4.4 s instead of 2.0).
+    `SET LOCAL` lasts until the transaction ends, so it is safe behind pgbouncer; SQLite has nothing to set."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SET LOCAL jit = off"))
+        session.execute(text("SET LOCAL cursor_tuple_fraction = 1"))

@@ -225,6 +225,9 @@ def test_the_report_does_not_depend_on_the_order_of_the_events() -> None:
         shuffled = list(REPORTED)
         random.Random(seed).shuffle(shuffled)
         assert analytics.clearance_report(shuffled, D0, D1) == in_order
+    # Rows the database sorted by box, node and time are taken as they come, one at a time.
+    by_box_node_time = sorted(REPORTED, key=lambda r: (r.container_id, r.node, r.time))
+    assert analytics.clearance_report(iter(by_box_node_time), D0, D1, ordered=True) == in_order
 
 
 # --- clearance analytics through the API ----------------------------------------------------------------------------
