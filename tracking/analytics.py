@@ -24,7 +24,6 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from operator import attrgetter
 from typing import Any, NamedTuple
 
 from sqlalchemy import case, select
@@ -163,19 +162,16 @@ def _hours(start: datetime, end: datetime) -> float:
     return (as_utc(end) - as_utc(start)).total_seconds() / 3600
 
 
-_BOX_NODE_TIME = attrgetter("container_id", "node", "time")
-
-
 def clearance_report(rows: Iterable[EventRow], start: date, end: date, *, ordered: bool = False) -> Report:
     """Figures per node and day for the days `start`..`end` (inclusive), and per node over the whole period.
 
     `ordered`: the rows come by box, node and time already (as `clearance` reads them) and are taken one at a time,
-    so that the figures of a month of every node need no more memory than one box's visits; otherwise they are
-    sorted first."""
+    so that a month of every node needs no more memory than the figures and one box's open visits; otherwise they
+    are sorted first."""
     # Each box's events at each node in time order: every figure below pairs events of one box at one node (an
     # arrival with the next departure; the first transfer at the inspection node with the inspection there), so
     # what is open is forgotten when the next box begins.
-    events = rows if ordered else sorted(rows, key=_BOX_NODE_TIME)
+    events = rows if ordered else sorted(rows, key=lambda r: (r.container_id, r.node, as_utc(r.time)))
     daily: dict[tuple[str, date], _Tally] = defaultdict(_Tally)
     whole: dict[str, _Tally] = defaultdict(_Tally)
     # The vocabulary as plain strings, looked up once: this loop runs for every event of the period.
@@ -215,10 +211,10 @@ def clearance_report(rows: Iterable[EventRow], start: date, end: date, *, ordere
                             tally.reinspections[reason] = tally.reinspections.get(reason, 0) + 1
             if row.activity == arrive:
                 open_visits.setdefault(row.node, row.time)
-            elif row.activity == depart:
-                arrived = open_visits.pop(row.node, None)
-                arrival_day = None if arrived is None else inside(arrived)
-                if arrived is not None and arrival_day is not None:
+            elif row.activity == depart and row.node in open_visits:
+                arrived = open_visits.pop(row.node)
+                arrival_day = inside(arrived)
+                if arrival_day is not None:
                     for tally in tallies(row.node, arrival_day):
                         tally.dwell.append(_hours(arrived, row.time))
             if row.node == row.inspection_node and at_inspection is None:
