@@ -17,7 +17,7 @@ from tracking.access import Principal
 from tracking.alerts import office_of, resolve_for_container
 from tracking.chain import record_event
 from tracking.models import Inspection, Seal
-from tracking.rules import normalise_seal
+from tracking.rules import storable_seal
 from tracking.transfers import first_seaport_of_entry, lock_container
 from tracking.vocab import ContainerStatus, EventType, InspectionResult, Role
 
@@ -43,7 +43,7 @@ def inspect(session: Session, principal: Principal, data: InspectionInput, now: 
             f"The node {node.code} belongs to {node.customs_office}, outside this supervisor's offices."
         )
     try:
-        applied = [(normalise_seal(n), n, t) for n, t in data.seals_applied]
+        applied = [(storable_seal(n), n, t) for n, t in data.seals_applied]
     except ValueError as exc:
         raise InvalidError("A seal number is not valid.", {"seals_applied": [str(exc)]}) from None
     if len({key for key, _, _ in applied}) != len(applied):
@@ -54,8 +54,15 @@ def inspect(session: Session, principal: Principal, data: InspectionInput, now: 
     status = ContainerStatus(container.status)
     if status.is_final:
         raise ConflictError(f"Container {container.number} is {status} already.")
-
     declaration = container.declaration
+    # An inspection is of the box where it is: its last transfer's node, or its origin before its first. Otherwise
+    # a supervisor could clear, even release, a box held in another office's jurisdiction by naming a node of theirs.
+    here = container.location or declaration.itinerary[0]
+    if node.code != here:
+        raise ConflictError(
+            f"Container {container.number} is at {here}, not at {node.code}: it is inspected where it is."
+        )
+
     result = InspectionResult(data.result)
     inspection = Inspection(
         container_id=container.id,

@@ -146,7 +146,7 @@ def _transfer(client: FlaskClient, people: Actors, headers: dict[str, str], chan
 
 
 def _inspect(client: FlaskClient, people: Actors, headers: dict[str, str], changes: dict[str, Any]) -> TestResponse:
-    return inspect(client, people.supervisor, headers=headers, **{"container": BOX, "node": "CNNSA", **changes})
+    return inspect(client, people.supervisor, headers=headers, **{"container": BOX, "node": "HKHKG", **changes})
 
 
 @pytest.mark.parametrize(

@@ -393,7 +393,7 @@ def test_a_transfer_waiting_for_an_inspection_of_its_box_is_decided_on_the_seals
     record_inspection(
         inspection,
         ADMIN,
-        InspectionInput(container=BOX, node=ITINERARY[1], result="cleared", seals_applied=[("CN-NEW-7", "bolt")]),
+        InspectionInput(container=BOX, node=ITINERARY[0], result="cleared", seals_applied=[("CN-NEW-7", "bolt")]),
         now(),
     )  # not committed yet: the box stays with this transaction
     outcome: dict[str, Any] = {}
