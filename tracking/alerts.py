@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from routing.errors import ConflictError, ForbiddenError, NotFoundError
 from routing.models import Node
-from tracking import notify  # noqa: F401 - announces committed alerts to live streams
+from tracking import iso6346, notify  # noqa: F401 - notify announces committed alerts to live streams
 from tracking.access import Principal
 from tracking.models import Alert, Container
 from tracking.pagination import MAX_ID, Page, paginate
@@ -119,7 +119,9 @@ def list_alerts(
     if kind:
         query = query.where(Alert.kind == kind)
     if container:
-        query = query.join(Container, Alert.container_id == Container.id).where(Container.number == container)
+        query = query.join(Container, Alert.container_id == Container.id).where(
+            Container.number == iso6346.normalise(container)
+        )
     return paginate(session, query, Alert.id, limit=limit, cursor=cursor)
 
 

@@ -20,7 +20,7 @@ from tracking.chain import record_event
 from tracking.clock import as_utc, rfc3339
 from tracking.models import Container, Declaration, DeclarationStop, Party, Seal
 from tracking.pagination import MAX_ID, Page, paginate
-from tracking.rules import normalise_seal
+from tracking.rules import normalise_seal, storable_seal
 from tracking.scope import declarations_visible
 from tracking.vocab import ContainerStatus, Direction, EventType, Role
 
@@ -120,7 +120,7 @@ def _containers(data: DeclarationInput, errors: dict[str, list[str]]) -> list[tu
             errors[f"containers.{i}.seals"] = ["at least one seal: customs follows the box by its seals"]
         for j, seal in enumerate(box.seals):
             try:
-                key = normalise_seal(seal.number)
+                key = storable_seal(seal.number)
             except ValueError as exc:
                 errors[f"containers.{i}.seals.{j}.number"] = [str(exc)]
                 continue

@@ -33,7 +33,8 @@ def decode_cursor(cursor: str) -> int:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         prefix, _, value = text.partition(":")
-        if prefix != "id":
+        # Only what `encode_cursor` writes: digits, an id the database can hold.
+        if prefix != "id" or not value.isascii() or not value.isdigit() or not 0 < int(value) <= MAX_ID:
             raise ValueError(cursor)
         return int(value)
     except (ValueError, UnicodeDecodeError):

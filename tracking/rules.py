@@ -36,6 +36,19 @@ def normalise_seal(number: str) -> str:
     return key
 
 
+# A seal number as stored, raw and normalised. Normalising can lengthen a number (NFKC writes `№` as `No`).
+SEAL_NUMBER_MAX = 64
+
+
+def storable_seal(number: str) -> str:
+    """`normalise_seal`, for a seal about to become expected: ValueError also when its comparable form is longer
+    than a seal number may be."""
+    key = normalise_seal(number)
+    if len(key) > SEAL_NUMBER_MAX:
+        raise ValueError(f"seal number {number!r} is longer than {SEAL_NUMBER_MAX} characters once normalised")
+    return key
+
+
 @dataclass(frozen=True)
 class ObservedSeal:
     """A seal as an operator read it at a transfer; `condition` accepts the enum or its value."""

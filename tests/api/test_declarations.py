@@ -174,6 +174,11 @@ GOOD = [container_number(n) for n in (1, 2, 3)]
         ),
         pytest.param({"containers": [box(GOOD[0], [])]}, "containers.0.seals", id="no-seal"),
         pytest.param({"containers": [box(GOOD[0], ["S-1", " - "])]}, "containers.0.seals.1.number", id="blank-seal"),
+        pytest.param(
+            {"containers": [box(GOOD[0], ["S-1", "№" * 64])]},
+            "containers.0.seals.1.number",
+            id="seal-longer-normalised",
+        ),
         pytest.param({"containers": []}, "containers", id="no-container"),
         pytest.param({"direction": "sideways"}, "direction", id="bad-direction"),
         pytest.param({"reference": None}, "reference", id="no-reference"),

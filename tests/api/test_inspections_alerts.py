@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+from urllib.parse import quote
+
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -157,12 +160,44 @@ def test_who_may_inspect(app: Flask, client: FlaskClient, people: Actors, held: 
 
 
 @pytest.mark.parametrize(
+    ("who", "node"),
+    [
+        pytest.param("changsha", DESTINATION, id="its-inspection-node-far-away"),
+        pytest.param("shenzhen", "CNYTN", id="a-node-off-its-itinerary"),
+        pytest.param("supervisor", "CNNSA-RLS", id="the-next-node-same-office"),
+    ],
+)
+def test_a_box_is_inspected_only_where_it_is(
+    app: Flask, client: FlaskClient, people: Actors, held: dict, who: str, node: str
+) -> None:
+    """A box held at Nansha cannot be cleared, let alone released, by naming a node where it is not — not even by
+    a supervisor whose offices include that node. Its hold and Guangzhou's alert stay."""
+    before = counts(app)
+    response = inspect(client, getattr(people, who), container=BOX, node=node, seals_applied=[NEW_SEAL])
+    assert response.status_code == 409, response.get_json()
+    assert response.content_type == "application/problem+json"
+    assert "CNNSA" in response.get_json()["detail"]
+    assert counts(app) == before
+    state = container_state(client, people.forwarder, BOX)
+    assert (state["status"], state["location"], state["open_alerts"]) == ("held", "CNNSA", 1)
+    assert [a["status"] for a in alerts(client, people.guangzhou)] == ["open"]
+
+
+def test_a_box_not_yet_moved_is_inspected_at_its_origin(client: FlaskClient, people: Actors) -> None:
+    ok(declare(client, people.forwarder, containers=[box(BOX)]))
+    assert inspect(client, people.supervisor, container=BOX, node="CNNSA").status_code == 409
+    cleared = ok(inspect(client, people.supervisor, container=BOX, node="HKHKG", seals_applied=[NEW_SEAL]))
+    assert (cleared["node"], cleared["status"]) == ("HKHKG", "in_transit")
+
+
+@pytest.mark.parametrize(
     ("changes", "status"),
     [
         pytest.param({"container": container_number(42)}, 404, id="unknown-container"),
         pytest.param({"node": "CNZZZ"}, 404, id="unknown-node"),
         pytest.param({"result": "maybe"}, 422, id="bad-result"),
         pytest.param({"seals_applied": [{"number": "AB-1"}, {"number": "ab 1"}]}, 422, id="seal-applied-twice"),
+        pytest.param({"seals_applied": [{"number": "№" * 64}]}, 422, id="seal-longer-once-normalised"),
     ],
 )
 def test_invalid_inspections_change_nothing(
@@ -241,6 +276,26 @@ def test_alerts_filter_by_status_kind_and_container(
     assert len(alerts(client, people.guangzhou)) == 3
     for query in ("status=closed", "kind=volcano", "limit=0", "cursor=garbage"):
         assert client.get(f"/api/v1/alerts?{query}", headers=admin).status_code == 422, query
+
+
+def test_the_container_filter_takes_the_number_as_written(
+    client: FlaskClient, admin: dict, several: dict[str, int]
+) -> None:
+    """As painted on the box, in lower case or with spaces: the same alerts as for the number's canonical form."""
+    a = container_number(1)
+    expected = {several["broken"], several["moved"]}
+    for written in (a, a.lower(), f"{a[:4]} {a[4:10]} {a[10]}"):
+        assert {x["id"] for x in alerts(client, admin, f"container={quote(written)}")} == expected, written
+
+
+@pytest.mark.parametrize("value", ["99999999999999999999", "-5", " 7", "1_000", "0", "2147483648", "٣"])
+@pytest.mark.parametrize("path", ["/api/v1/alerts", "/api/v1/declarations", "/api/v1/containers"])
+def test_a_forged_cursor_is_refused(client: FlaskClient, admin: dict, path: str, value: str) -> None:
+    """Only cursors this API gave out are taken: anything else is 422 on the cursor, never a server error."""
+    cursor = base64.urlsafe_b64encode(f"id:{value}".encode()).decode().rstrip("=")
+    response = client.get(f"{path}?cursor={cursor}", headers=admin)
+    assert response.status_code == 422, response.get_json()
+    assert "cursor" in response.get_json()["errors"]
 
 
 def test_alerts_page_with_a_cursor(client: FlaskClient, admin: dict, several: dict[str, int]) -> None:
