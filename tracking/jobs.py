@@ -15,7 +15,7 @@ from tracking.alerts import raise_alert
 from tracking.clock import as_utc, rfc3339
 from tracking.idempotency import RETENTION, purge
 from tracking.models import Container, Declaration, Device
-from tracking.vocab import AlertKind, ContainerStatus
+from tracking.vocab import AlertKind
 
 Job = Callable[[Session, datetime], int]
 log = logging.getLogger(__name__)
@@ -45,13 +45,11 @@ def overdue(session: Session, now: datetime) -> int:
 
 
 def telemetry_silent(session: Session, now: datetime) -> int:
-    """An e-seal of a container in transit silent past its threshold → `telemetry_silent`, once per silence."""
+    """An e-seal of an open container (declared, moving, held or awaiting its inspection) silent past its threshold →
+    `telemetry_silent`, once per silence."""
     raised = 0
-    moving = [str(ContainerStatus.IN_TRANSIT), str(ContainerStatus.HELD)]
     rows = session.execute(
-        select(Device, Container)
-        .join(Container, Device.container_id == Container.id)
-        .where(Container.status.in_(moving))
+        select(Device, Container).join(Container, Device.container_id == Container.id).where(Container.is_open)
     ).all()
     for device, box in rows:
         last_seen = as_utc(device.last_seen_at)
@@ -61,7 +59,7 @@ def telemetry_silent(session: Session, now: datetime) -> int:
             session,
             box,
             AlertKind.TELEMETRY_SILENT,
-            node=box.location,
+            node=box.location or box.declaration.itinerary[0],  # before its first transfer it is at its origin
             now=now,
             detail={"device": device.id, "last_seen_at": rfc3339(last_seen), "silent_after_s": device.silent_after_s},
             dedupe_key=f"silent:{device.id}:{rfc3339(last_seen)}",

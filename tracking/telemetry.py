@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import String, Table, any_, bindparam, select
+from sqlalchemy import String, Table, any_, bindparam, func, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
@@ -21,9 +21,9 @@ from tracking.alerts import raise_alert
 from tracking.chain import record_event
 from tracking.clock import as_utc, rfc3339
 from tracking.corridor import outside
-from tracking.models import Alert, Container, Declaration, Device, Reading
+from tracking.models import Alert, Container, Declaration, Device, Inspection, Reading
 from tracking.scope import containers_visible
-from tracking.vocab import UNRESOLVED_ALERT_STATUSES, AlertKind, ContainerStatus, EventType
+from tracking.vocab import UNRESOLVED_ALERT_STATUSES, AlertKind, ContainerStatus, EventType, InspectionResult
 
 MAX_READINGS = 1000
 READINGS = cast(Table, Reading.__table__)
@@ -186,11 +186,18 @@ def ingest(
             )
         )
         stored.append((found, reading))
-    if rows:
-        _insert_readings(session, rows)
-        _touch_devices(session, stored, silent_after)
     rejected.sort(key=lambda r: r["index"])
-    return IngestResult(len(rows), rejected, _apply_rules(session, stored, now, corridor_km))
+    if not rows:
+        return IngestResult(0, rejected)
+    unsealed = sorted(((f, r) for f, r in stored if not r["sealed"]), key=lambda item: item[1]["time"])
+    off = _first_off(session, stored, corridor_km)
+    # Every row lock the rules may need is taken before the readings are written (see `_locked`).
+    acting = _locked(session, {found.id for found, _ in unsealed} | set(off)) if unsealed or off else {}
+    _insert_readings(session, rows)
+    _touch_devices(session, stored, silent_after)
+    alerts = _tamper(session, unsealed, acting, now)
+    alerts += _corridor(session, off, acting, now, corridor_km)
+    return IngestResult(len(rows), rejected, alerts)
 
 
 # The hot path of the batch goes to the driver directly (its executemany, or COPY), with the column types' own
@@ -276,26 +283,62 @@ def _touch_devices(session: Session, stored: list[tuple[_Box, dict[str, Any]]], 
         _executemany(session, DEVICES, _DEVICE_COLUMNS, _UPSERT_DEVICES, rows)
 
 
-def _locked(session: Session, ids: Sequence[int]) -> dict[int, Container]:
-    """The containers to act on, locked as a transfer would lock them."""
+def _locked(session: Session, ids: set[int]) -> dict[int, Container]:
+    """The containers the batch acts on, row-locked in one statement, in id order, before its readings are written.
+
+    Two batches naming the same boxes then queue on their first common box instead of each holding one the other
+    waits for. The lock is FOR NO KEY UPDATE: it serialises with a transfer's or inspection's FOR UPDATE, but not with
+    the FOR KEY SHARE that a reading's foreign key takes, so another batch writing readings of a box locked here
+    never waits for it while holding a lock this batch needs next."""
     return {
         box.id: box
-        for box in session.scalars(select(Container).where(Container.id.in_(sorted(ids))).with_for_update(of=Container))
+        for box in session.scalars(
+            select(Container)
+            .where(Container.id.in_(sorted(ids)))
+            .order_by(Container.id)
+            .with_for_update(of=Container, key_share=True)
+            .execution_options(populate_existing=True)
+        )
     }
 
 
-def _apply_rules(
-    session: Session, stored: list[tuple[_Box, dict[str, Any]]], now: datetime, corridor_km: float
+def _cleared_at(session: Session, ids: Sequence[int]) -> dict[int, datetime]:
+    """When each of the containers was last cleared by an inspection (those never cleared are left out)."""
+    return {
+        box_id: as_utc(moment)
+        for box_id, moment in session.execute(
+            select(Inspection.container_id, func.max(Inspection.created_at))
+            .where(Inspection.container_id.in_(list(ids)), Inspection.result == str(InspectionResult.CLEARED))
+            .group_by(Inspection.container_id)
+        )
+    }
+
+
+def _where(box: Container, found: _Box) -> str:
+    """The node whose office supervises the box now: its last transfer's, or its origin before its first."""
+    return box.location or found.itinerary[0]
+
+
+def _tamper(
+    session: Session, unsealed: list[tuple[_Box, dict[str, Any]]], acting: dict[int, Container], now: datetime
 ) -> list[Alert]:
-    alerts: list[Alert] = []
-    unsealed = sorted(((f, r) for f, r in stored if not r["sealed"]), key=lambda item: item[1]["time"])
+    """`sealed=false` → the box held and `eseal_tamper` raised, once while an earlier one is unresolved. A reading
+    from before the box's latest clearing inspection is stored but acts on nothing: the inspection came after it."""
+    if not unsealed:
+        return []
+    # Read after the row locks: a concurrent batch's tamper of the same box is committed by now.
     opened = sorted({found.id for found, _ in unsealed})
-    tampered = _unresolved(session, opened, AlertKind.ESEAL_TAMPER) if opened else set()
-    acting = _locked(session, [i for i in opened if i not in tampered]) if len(tampered) < len(opened) else {}
+    tampered = _unresolved(session, opened, AlertKind.ESEAL_TAMPER)
+    cleared = _cleared_at(session, [i for i in opened if i not in tampered]) if len(tampered) < len(opened) else {}
+    alerts: list[Alert] = []
     for found, reading in unsealed:
-        box = acting.get(found.id)
-        if box is None or box.id in tampered:
+        if found.id in tampered:
             continue
+        if found.id in cleared and reading["time"] < cleared[found.id]:
+            continue
+        box = acting[found.id]
+        if not box.is_open:
+            continue  # released or refused while this batch waited for the lock
         tampered.add(box.id)
         box.status = str(ContainerStatus.HELD)
         event = record_event(
@@ -318,7 +361,7 @@ def _apply_rules(
             session,
             box,
             AlertKind.ESEAL_TAMPER,
-            node=box.location,
+            node=_where(box, found),
             now=now,
             detail={
                 "device": reading["device"],
@@ -330,31 +373,52 @@ def _apply_rules(
         )
         if alert is not None:
             alerts.append(alert)
+    return alerts
 
-    # Corridor: one vectorised distance per itinerary for all its boxes' readings, in time order per box.
+
+def _first_off(
+    session: Session, stored: list[tuple[_Box, dict[str, Any]]], corridor_km: float
+) -> dict[int, tuple[_Box, dict[str, Any], float]]:
+    """Each box's earliest reading of the batch outside the corridor of its itinerary, with its distance in km:
+    one vectorised distance per itinerary for all its boxes' readings."""
     by_itinerary: dict[tuple[str, ...], list[tuple[_Box, dict[str, Any]]]] = {}
     for found, reading in stored:
         by_itinerary.setdefault(found.itinerary, []).append((found, reading))
     version = network_version(session)
-    first_off: dict[int, tuple[dict[str, Any], float]] = {}
+    first_off: dict[int, tuple[_Box, dict[str, Any], float]] = {}
     for itinerary, items in by_itinerary.items():
         items.sort(key=lambda item: (item[0].id, item[1]["time"]))
         path = paths.get(session, list(itinerary), version)
         distances = outside(path, [(r["lon"], r["lat"]) for _, r in items], corridor_km)
         for (found, reading), km in zip(items, distances, strict=True):
             if km is not None and found.id not in first_off:
-                first_off[found.id] = (reading, km)
+                first_off[found.id] = (found, reading, km)
+    return first_off
+
+
+def _corridor(
+    session: Session,
+    first_off: dict[int, tuple[_Box, dict[str, Any], float]],
+    acting: dict[int, Container],
+    now: datetime,
+    corridor_km: float,
+) -> list[Alert]:
+    """A position off the corridor → `corridor_deviation`, once while an earlier one is unresolved."""
     if not first_off:
-        return alerts
+        return []
     known = _unresolved(session, list(first_off), AlertKind.CORRIDOR_DEVIATION)
-    deviating = _locked(session, [i for i in first_off if i not in known])
-    for box_id, box in sorted(deviating.items()):
-        reading, off_km = first_off[box_id]
+    alerts: list[Alert] = []
+    for box_id, (found, reading, off_km) in sorted(first_off.items()):
+        if box_id in known:
+            continue
+        box = acting[box_id]
+        if not box.is_open:
+            continue
         alert = raise_alert(
             session,
             box,
             AlertKind.CORRIDOR_DEVIATION,
-            node=box.location,
+            node=_where(box, found),
             now=now,
             detail={
                 "device": reading["device"],

@@ -95,6 +95,7 @@ _STATE = (
         Container.port_quarantine,
         Container.quarantine_cleared,
         Container.location,
+        Container.located_since,
         Container.last_event_time,
         Container.evidence_head,
         Container.evidence_length,
@@ -184,6 +185,13 @@ def register_transfer(session: Session, principal: Principal, data: TransferInpu
         if state.port_quarantine
         else None
     )
+    if one_snapshot:
+        expected = [row.seal for row in rows if row.seal is not None]
+    elif state.seen_length == state.evidence_length:
+        expected = list(state.seals or ())
+    else:  # changed while this statement waited for the lock
+        expected = list(conn.execute(_EXPECTED_SEALS, {"container_id": state.id}).scalars())
+    late = state.last_event_time is not None and event_time < as_utc(state.last_event_time)
     context = TransferContext(
         activity=Activity(data.activity),
         on_itinerary=node_code in state.itinerary,
@@ -193,29 +201,27 @@ def register_transfer(session: Session, principal: Principal, data: TransferInpu
         first_seaport_of_entry=node_code == entry_port,
         quarantine_cleared=state.quarantine_cleared,
     )
-    if one_snapshot:
-        expected = [row.seal for row in rows if row.seal is not None]
-    elif state.seen_length == state.evidence_length:
-        expected = list(state.seals or ())
-    else:  # changed while this statement waited for the lock
-        expected = list(conn.execute(_EXPECTED_SEALS, {"container_id": state.id}).scalars())
     decision = decide_transfer(expected, observed, context)
 
     new_status = str(decision.status)
-    location, located_since, last_event_time = state.location, None, state.last_event_time
-    if last_event_time is None or event_time >= as_utc(last_event_time):
+    location, last_event_time = state.location, state.last_event_time
+    # The stay at a node (for the dwell job) starts with the first event there and ends when the box departs.
+    stay: dict[str, datetime | None] = {}
+    if not late:
         location, last_event_time = node_code, event_time
-        if state.location != node_code:
-            located_since = event_time
+        if data.activity == Activity.DEPART:
+            if state.located_since is not None:
+                stay["new_located_since"] = None
+        elif state.location != node_code or state.located_since is None:
+            stay["new_located_since"] = event_time
     reasons = [str(r) for r in decision.reasons]
     moved: dict[str, Any] = {
         "box_id": state.id,
         "new_status": new_status,
         "new_location": location,
         "new_last_event_time": last_event_time,
+        **stay,
     }
-    if located_since is not None:
-        moved["new_located_since"] = located_since
     event = append_event(
         session,
         ChainHead(state.id, state.number, state.declaration_id, state.evidence_head, state.evidence_length),
@@ -234,7 +240,7 @@ def register_transfer(session: Session, principal: Principal, data: TransferInpu
             "status": new_status,
             "recorded_by": principal.name,
         },
-        then=_UPDATE if located_since is None else _UPDATE_MOVED,
+        then=_UPDATE_MOVED if stay else _UPDATE,
         then_params=moved,
     )
 
