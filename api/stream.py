@@ -1,5 +1,5 @@
-"""Live alerts as Server-Sent Events: replayed from the database after `Last-Event-ID`, woken by new alerts
-(through Redis pub/sub across workers when `REDIS_URL` is set, in-process otherwise)."""
+"""Live alerts as Server-Sent Events in commit order: replayed from the database after `Last-Event-ID`, woken by new
+alerts (through Redis pub/sub across workers when `REDIS_URL` is set, in-process otherwise)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import Flask, Response, current_app, request, stream_with_context
 from flask_smorest import Blueprint
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from api import serialise
 from api.auth import principal, roles
@@ -21,6 +21,7 @@ from api.extensions import db
 from tracking import notify
 from tracking.access import Principal
 from tracking.models import Alert
+from tracking.pagination import MAX_ID
 from tracking.scope import alerts_visible
 
 log = logging.getLogger(__name__)
@@ -124,16 +125,41 @@ def broker(app: Flask) -> Broker:
 _lock = threading.Lock()
 
 
-def _after(app: Flask, who: Principal, last_id: int) -> list[dict[str, Any]]:
-    """Alerts in scope after `last_id`, from a short read transaction (a stream never holds one open)."""
+def _after(app: Flask, who: Principal, last_seq: int) -> list[tuple[int, dict[str, Any]]]:
+    """Alerts in scope after stream position `last_seq`, in commit order, with their positions, from a short read
+    transaction (a stream never holds one open)."""
     with db.new_session(write=False, app=app) as session:
         rows = session.scalars(
-            select(Alert).where(Alert.id > last_id, alerts_visible(who)).order_by(Alert.id).limit(REPLAY_BATCH)
+            select(Alert)
+            .where(Alert.stream_seq > last_seq, alerts_visible(who))
+            .order_by(Alert.stream_seq)
+            .limit(REPLAY_BATCH)
         ).all()
-        return [serialise.alert(a) for a in rows]
+        return [(a.stream_seq, serialise.alert(a)) for a in rows if a.stream_seq is not None]
 
 
-def _events(app: Flask, who: Principal, last_id: int) -> Iterator[str]:
+def _position(app: Flask, who: Principal, last_id: int) -> int:
+    """The stream position to resume after, for a client whose last event was alert `last_id` (0: from the start).
+
+    Alerts are streamed in commit order, which on PostgreSQL is not id order: resuming after the id itself would skip
+    an alert with a lower id committed later."""
+    if last_id <= 0:
+        return 0
+    with db.new_session(write=False, app=app) as session:
+        if last_id <= MAX_ID:
+            seen = session.scalar(select(Alert.stream_seq).where(Alert.id == last_id, alerts_visible(who)))
+            if seen is not None:
+                return seen
+            # An id the caller cannot see resumes, as it always has, with the alerts whose ids follow it: from the
+            # first of them to commit.
+            first = session.scalar(select(func.min(Alert.stream_seq)).where(Alert.id > last_id))
+            if first is not None:
+                return first - 1
+        # No alert follows it yet: the stream starts with the next alert to commit.
+        return session.scalar(select(func.max(Alert.stream_seq))) or 0
+
+
+def _events(app: Flask, who: Principal, last_seq: int) -> Iterator[str]:
     hub = broker(app)
     keepalive_s = float(app.config["SSE_KEEPALIVE_S"])
     poll_s = float(app.config["SSE_POLL_S"])
@@ -145,10 +171,10 @@ def _events(app: Flask, who: Principal, last_id: int) -> Iterator[str]:
     next_beat = clock() + keepalive_s
     while True:
         if clock() >= next_look:
-            batch = _after(app, who, last_id)
-            for alert in batch:
-                last_id = alert["id"]
-                yield f"event: alert\nid: {last_id}\ndata: {json.dumps(alert)}\n\n"
+            batch = _after(app, who, last_seq)
+            for seq, alert in batch:
+                last_seq = seq
+                yield f"event: alert\nid: {alert['id']}\ndata: {json.dumps(alert)}\n\n"
             # A full batch means more are waiting (a replay after a long gap): look again at once, not at the poll.
             next_look = clock() if len(batch) >= REPLAY_BATCH else clock() + poll_s
         if clock() >= next_beat:
@@ -172,9 +198,10 @@ def stream() -> Response:
     # The stream outlives the request's session: give its connection back now.
     db.session.close()
     raw = request.headers.get("Last-Event-ID") or request.args.get("last_event_id") or "0"
-    last_id = int(raw) if raw.isdigit() else 0
+    last_id = int(raw) if raw.isascii() and raw.isdigit() else 0
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    response = Response(stream_with_context(_events(app, who, last_id)), mimetype="text/event-stream")
+    last_seq = _position(app, who, last_id)
+    response = Response(stream_with_context(_events(app, who, last_seq)), mimetype="text/event-stream")
     response.headers["Cache-Control"] = "no-cache"
     response.headers["X-Accel-Buffering"] = "no"
     return response

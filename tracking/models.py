@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -207,6 +208,9 @@ class Alert(Base):
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     resolved_by: Mapped[str | None] = mapped_column(String(80))
     resolution_note: Mapped[str | None] = mapped_column(Text)
+    # The alert's place in the live stream, set by the database in commit order (migration 0005's trigger): on
+    # PostgreSQL ids are taken at insert but seen at commit, so streams resume by this, not by id. Null until commit.
+    stream_seq: Mapped[int | None] = mapped_column(BigInteger, index=True, unique=True)
 
     container: Mapped[Container] = relationship(lazy="joined")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import threading
 import time
 from datetime import timedelta
@@ -13,13 +14,17 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from werkzeug.test import TestResponse
 
 from api import create_app, stream
 from api.extensions import db
-from tests.api.helpers import Actors, actors, container_number, declare, iso, now, transfer
+from tests.api.helpers import Actors, actors, box, container_number, declare, iso, now, transfer
 from tests.conftest import ADMIN_TOKEN, TestDatabase
 from tracking import jobs, notify
+from tracking.access import ADMIN
 from tracking.models import Alert, Reading
+from tracking.transfers import TransferInput, register_transfer
 
 NANSHA = (113.67, 22.65)
 XIAMEN = (118.07, 24.45)
@@ -151,41 +156,96 @@ def test_jobs_raise_each_alert_once(
     assert response.get_json() == {"name": job, "alerts_raised": 0}
 
 
+def test_a_box_that_departed_is_not_dwelling(app: Flask, client: FlaskClient, people: Actors, number: str) -> None:
+    """The stay at a node ends when the box departs: a box travelling for days is not `dwell_exceeded` there."""
+    transfer(client, people.operator, container=number, node="HKHKG", event_time=iso(now() - timedelta(hours=2)))
+    transfer(client, people.operator, container=number, node="HKHKG", activity="depart")
+    later = now() + timedelta(days=30)
+
+    def dwell() -> int | None:
+        with app.app_context():
+            session = db.new_session()
+            raised = jobs.run(session, "dwell", later)
+            session.commit()
+            session.close()
+        return raised
+
+    assert dwell() == 0
+    transfer(client, people.operator, container=number, node="CNNSA")
+    assert dwell() == 1
+    [alert] = alerts_of(client, people.supervisor, kind="dwell_exceeded")
+    assert alert["node"] == "CNNSA"
+
+
 def test_before_its_deadline_nothing_is_overdue(client: FlaskClient, admin: dict, people: Actors, number: str) -> None:
     assert client.post("/api/v1/jobs/overdue/run", headers=admin).get_json()["alerts_raised"] == 0
     assert client.post("/api/v1/jobs/nope/run", headers=admin).status_code == 404
     assert client.post("/api/v1/jobs/overdue/run", headers=people.supervisor).status_code == 403
 
 
+class LiveStream:
+    """An open alert stream, read in a thread of its own: its alert events arrive on `events` as they are sent.
+
+    The thread also opens and closes the response: the stream's request context lives in the thread that opened it,
+    and the test's own requests must not run inside it."""
+
+    def __init__(self, client: FlaskClient, headers: dict[str, str]) -> None:
+        self.events: queue.Queue[dict] = queue.Queue()
+        self._opened: queue.Queue[TestResponse] = queue.Queue()
+        self._stop = threading.Event()
+        self._reader = threading.Thread(target=self._read, args=(client, headers), daemon=True)
+        self._reader.start()
+        response = self._opened.get(timeout=10)
+        assert response.status_code == 200
+        assert response.mimetype == "text/event-stream"
+
+    def _read(self, client: FlaskClient, headers: dict[str, str]) -> None:
+        response = client.get("/api/v1/alerts/stream", headers=headers, buffered=False)
+        self._opened.put(response)
+        buffer = ""
+        try:
+            # Keep-alives come every half second, so the reader notices `close` in time.
+            for chunk in response.response:
+                if self._stop.is_set():
+                    return
+                buffer += chunk.decode() if isinstance(chunk, bytes) else chunk
+                while "\n\n" in buffer:
+                    block, buffer = buffer.split("\n\n", 1)
+                    fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+                    if fields.get("event") == "alert":
+                        self.events.put({"id": int(fields["id"]), **json.loads(fields["data"])})
+        finally:
+            response.close()
+
+    def next(self, timeout: float = 8.0) -> dict:
+        """The next alert event; fails when none comes in time."""
+        try:
+            return self.events.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"no alert event within {timeout} s") from None
+
+    def close(self) -> None:
+        self._stop.set()
+        self._reader.join(5)
+        assert not self._reader.is_alive(), "the stream stopped sending keep-alives"
+
+    def __enter__(self) -> LiveStream:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
 def read_events(client: FlaskClient, headers: dict[str, str], wanted: int, timeout: float = 8.0) -> list[dict]:
     """Open the stream and collect `wanted` alert events (bounded in time)."""
-    response = client.get("/api/v1/alerts/stream", headers=headers, buffered=False)
-    assert response.status_code == 200
-    assert response.mimetype == "text/event-stream"
     events: list[dict] = []
-    buffer = ""
-
     deadline = time.monotonic() + timeout
-
-    def consume() -> None:
-        nonlocal buffer
-        for chunk in response.response:
-            if time.monotonic() > deadline:
-                return
-            buffer += chunk.decode() if isinstance(chunk, bytes) else chunk
-            while "\n\n" in buffer:
-                block, buffer = buffer.split("\n\n", 1)
-                fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
-                if fields.get("event") == "alert":
-                    events.append({"id": int(fields["id"]), **json.loads(fields["data"])})
-            if len(events) >= wanted:
-                return
-
-    reader = threading.Thread(target=consume, daemon=True)
-    reader.start()
-    reader.join(timeout + 5)
-    assert not reader.is_alive(), "the stream stopped sending keep-alives"
-    response.close()
+    with LiveStream(client, headers) as live:
+        while len(events) < wanted and time.monotonic() < deadline:
+            try:
+                events.append(live.events.get(timeout=max(0.0, deadline - time.monotonic())))
+            except queue.Empty:
+                break
     return events
 
 
@@ -231,6 +291,74 @@ def test_a_new_alert_reaches_an_open_stream(app: Flask, client: FlaskClient, peo
     assert received
     assert [e["container"] for e in received[0]] == [number]
     assert count(app, Alert) == 1
+
+
+def seal_break_in(session: Session, number: str) -> int:
+    """A seal break at Nansha registered in `session`'s transaction, not committed: the id of the alert it raises."""
+    seals = [("NOT-OURS", "intact")]
+    data = TransferInput(container=number, node="CNNSA", event_time=now(), activity="arrive", seals=seals)
+    alert = register_transfer(session, ADMIN, data, now()).alert
+    assert alert is not None
+    return alert.id
+
+
+def seal_break(client: FlaskClient, people: Actors, number: str) -> int:
+    """A seal break at Nansha through the API (committed): the id of the alert it raises."""
+    response = transfer(client, people.operator, container=number, node="CNNSA", seals=["NOT-OURS"])
+    assert response.status_code == 201, response.get_json()
+    alert_id: int = response.get_json()["alert_id"]
+    return alert_id
+
+
+def test_an_alert_committed_after_a_later_one_is_streamed_and_replayed(
+    app: Flask, client: FlaskClient, people: Actors, database: TestDatabase
+) -> None:
+    """On PostgreSQL an alert's id is taken when it is written, but it is seen when its transaction commits: an alert
+    with a lower id can appear after one with a higher id that the stream has already sent."""
+    held_box, other_box = container_number(1), container_number(2)
+    assert declare(client, people.forwarder, containers=[box(held_box), box(other_box)]).status_code == 201
+    held = db.new_session(app=app)
+    try:
+        if database.backend == "postgis":
+            # The held transaction takes the lower id, and the request below commits a higher one before it.
+            held_id = seal_break_in(held, held_box)
+        first_id = seal_break(client, people, other_box)
+        if database.backend == "postgis":
+            assert held_id < first_id  # ids out of commit order: the stream used to move past the held one
+        with LiveStream(client, people.guangzhou) as live:
+            assert live.next()["id"] == first_id
+            if database.backend == "spatialite":
+                # One writer at a time on SQLite: the held transaction can only write now, after the other commit.
+                held_id = seal_break_in(held, held_box)
+            held.commit()
+            assert live.next()["id"] == held_id
+    finally:
+        held.close()
+    # A client that reconnects after the first alert it got is sent the one committed later, and nothing twice.
+    assert [e["id"] for e in read_events(client, {**people.guangzhou, "Last-Event-ID": str(first_id)}, 2, 2.0)] == [
+        held_id
+    ]
+    assert read_events(client, {**people.guangzhou, "Last-Event-ID": str(held_id)}, 1, timeout=2.0) == []
+
+
+def test_a_last_event_id_the_caller_cannot_see_resumes_after_it_by_id(client: FlaskClient, people: Actors) -> None:
+    numbers = [container_number(n) for n in (1, 2, 3, 4)]
+    assert declare(client, people.forwarder, containers=[box(n) for n in numbers]).status_code == 201
+    guangzhou_first = seal_break(client, people, numbers[0])
+    # Off the itinerary at Yantian: an alert for Shenzhen customs, which Guangzhou's supervisor does not see.
+    shenzhen = transfer(client, people.operator, container=numbers[1], node="CNYTN").get_json()["alert_id"]
+    guangzhou_second = seal_break(client, people, numbers[2])
+    resumed = read_events(client, {**people.guangzhou, "Last-Event-ID": str(shenzhen)}, 2, timeout=2.0)
+    assert [e["id"] for e in resumed] == [guangzhou_second]
+    # Not a number: from the start, as without the header.
+    replayed = read_events(client, {**people.guangzhou, "Last-Event-ID": "²"}, 2)
+    assert [e["id"] for e in replayed] == [guangzhou_first, guangzhou_second]
+    # An id beyond every alert: nothing to replay, and the next alert raised is sent.
+    with LiveStream(client, {**people.guangzhou, "Last-Event-ID": str(2**40)}) as live:
+        time.sleep(0.3)
+        assert live.events.empty()
+        raised = seal_break(client, people, numbers[3])
+        assert live.next()["id"] == raised
 
 
 def test_a_worker_that_serves_no_stream_still_announces_its_alerts_on_redis(app: Flask, database: TestDatabase) -> None:
