@@ -55,9 +55,9 @@ def inspect(session: Session, principal: Principal, data: InspectionInput, now: 
     if status.is_final:
         raise ConflictError(f"Container {container.number} is {status} already.")
     declaration = container.declaration
-    # An inspection is of the box where it is: its last transfer's node, or its origin before its first. Otherwise
-    # a supervisor could clear, even release, a box held in another office's jurisdiction by naming a node of theirs.
-    here = container.location or declaration.itinerary[0]
+    # An inspection is of the box where it is. Otherwise a supervisor could clear, even release, a box held in
+    # another office's jurisdiction by naming a node of theirs.
+    here = container.here
     if node.code != here:
         raise ConflictError(
             f"Container {container.number} is at {here}, not at {node.code}: it is inspected where it is."

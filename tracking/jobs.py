@@ -59,7 +59,7 @@ def telemetry_silent(session: Session, now: datetime) -> int:
             session,
             box,
             AlertKind.TELEMETRY_SILENT,
-            node=box.location or box.declaration.itinerary[0],  # before its first transfer it is at its origin
+            node=box.here,
             now=now,
             detail={"device": device.id, "last_seen_at": rfc3339(last_seen), "silent_after_s": device.silent_after_s},
             dedupe_key=f"silent:{device.id}:{rfc3339(last_seen)}",

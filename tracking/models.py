@@ -115,13 +115,19 @@ class Container(Base):
     goods: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     location: Mapped[str | None] = mapped_column(String(20))
     last_event_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    # Latest time the box reached its current location (for the dwell job).
+    # When the box's stay at its location began (for the dwell job); none once it departs.
     located_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     evidence_head: Mapped[str] = mapped_column(String(64), default="")
     evidence_length: Mapped[int] = mapped_column(Integer, default=0)
 
     declaration: Mapped[Declaration] = relationship(back_populates="containers", lazy="joined")
     seals: Mapped[list[Seal]] = relationship(order_by="Seal.id", lazy="selectin")
+
+    @property
+    def here(self) -> str:
+        """Where the box is: its last transfer's node, or its origin before its first. Inspections take place
+        there, and alerts about the box as it stands go to that node's office."""
+        return self.location or self.declaration.itinerary[0]
 
 
 class Seal(Base):

@@ -314,11 +314,6 @@ def _cleared_at(session: Session, ids: Sequence[int]) -> dict[int, datetime]:
     }
 
 
-def _where(box: Container, found: _Box) -> str:
-    """The node whose office supervises the box now: its last transfer's, or its origin before its first."""
-    return box.location or found.itinerary[0]
-
-
 def _tamper(
     session: Session, unsealed: list[tuple[_Box, dict[str, Any]]], acting: dict[int, Container], now: datetime
 ) -> list[Alert]:
@@ -361,7 +356,7 @@ def _tamper(
             session,
             box,
             AlertKind.ESEAL_TAMPER,
-            node=_where(box, found),
+            node=box.here,
             now=now,
             detail={
                 "device": reading["device"],
@@ -378,27 +373,27 @@ def _tamper(
 
 def _first_off(
     session: Session, stored: list[tuple[_Box, dict[str, Any]]], corridor_km: float
-) -> dict[int, tuple[_Box, dict[str, Any], float]]:
+) -> dict[int, tuple[dict[str, Any], float]]:
     """Each box's earliest reading of the batch outside the corridor of its itinerary, with its distance in km:
     one vectorised distance per itinerary for all its boxes' readings."""
     by_itinerary: dict[tuple[str, ...], list[tuple[_Box, dict[str, Any]]]] = {}
     for found, reading in stored:
         by_itinerary.setdefault(found.itinerary, []).append((found, reading))
     version = network_version(session)
-    first_off: dict[int, tuple[_Box, dict[str, Any], float]] = {}
+    first_off: dict[int, tuple[dict[str, Any], float]] = {}
     for itinerary, items in by_itinerary.items():
         items.sort(key=lambda item: (item[0].id, item[1]["time"]))
         path = paths.get(session, list(itinerary), version)
         distances = outside(path, [(r["lon"], r["lat"]) for _, r in items], corridor_km)
         for (found, reading), km in zip(items, distances, strict=True):
             if km is not None and found.id not in first_off:
-                first_off[found.id] = (found, reading, km)
+                first_off[found.id] = (reading, km)
     return first_off
 
 
 def _corridor(
     session: Session,
-    first_off: dict[int, tuple[_Box, dict[str, Any], float]],
+    first_off: dict[int, tuple[dict[str, Any], float]],
     acting: dict[int, Container],
     now: datetime,
     corridor_km: float,
@@ -408,7 +403,7 @@ def _corridor(
         return []
     known = _unresolved(session, list(first_off), AlertKind.CORRIDOR_DEVIATION)
     alerts: list[Alert] = []
-    for box_id, (found, reading, off_km) in sorted(first_off.items()):
+    for box_id, (reading, off_km) in sorted(first_off.items()):
         if box_id in known:
             continue
         box = acting[box_id]
@@ -418,7 +413,7 @@ def _corridor(
             session,
             box,
             AlertKind.CORRIDOR_DEVIATION,
-            node=_where(box, found),
+            node=box.here,
             now=now,
             detail={
                 "device": reading["device"],

@@ -185,13 +185,6 @@ def register_transfer(session: Session, principal: Principal, data: TransferInpu
         if state.port_quarantine
         else None
     )
-    if one_snapshot:
-        expected = [row.seal for row in rows if row.seal is not None]
-    elif state.seen_length == state.evidence_length:
-        expected = list(state.seals or ())
-    else:  # changed while this statement waited for the lock
-        expected = list(conn.execute(_EXPECTED_SEALS, {"container_id": state.id}).scalars())
-    late = state.last_event_time is not None and event_time < as_utc(state.last_event_time)
     context = TransferContext(
         activity=Activity(data.activity),
         on_itinerary=node_code in state.itinerary,
@@ -201,10 +194,17 @@ def register_transfer(session: Session, principal: Principal, data: TransferInpu
         first_seaport_of_entry=node_code == entry_port,
         quarantine_cleared=state.quarantine_cleared,
     )
+    if one_snapshot:
+        expected = [row.seal for row in rows if row.seal is not None]
+    elif state.seen_length == state.evidence_length:
+        expected = list(state.seals or ())
+    else:  # changed while this statement waited for the lock
+        expected = list(conn.execute(_EXPECTED_SEALS, {"container_id": state.id}).scalars())
     decision = decide_transfer(expected, observed, context)
 
     new_status = str(decision.status)
     location, last_event_time = state.location, state.last_event_time
+    late = last_event_time is not None and event_time < as_utc(last_event_time)
     # The stay at a node (for the dwell job) starts with the first event there and ends when the box departs.
     stay: dict[str, datetime | None] = {}
     if not late:
